@@ -1,0 +1,36 @@
+# The two commands most people need:
+#   make demo   the main job: reference self-check and benchmark table (later: release + grading demo)
+#   make test   the whole test suite
+# Both create .venv on first use (scripts/setup_venv.sh) and reuse it afterwards.
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+# nbgrader runs alembic as a subprocess: the venv's bin must be on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MPLBACKEND ?= Agg
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench selfcheck venv clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup_venv.sh
+	bash scripts/setup_venv.sh $(VENV) dev
+	@touch $@
+
+demo: $(STAMP)
+	$(PY) -m course_lib.selfcheck
+	$(PY) -m course_lib.bench
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m course_lib.bench
+
+selfcheck: $(STAMP)
+	$(PY) -m course_lib.selfcheck
+
+clean-venv:
+	rm -rf $(VENV)
