@@ -12,6 +12,8 @@ References:
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._validate import check_positive, check_tensor
@@ -118,6 +120,15 @@ def attention_color_propagation(
 
 
 # ---------------------------------------------------------------------------------------------- Lab colour space
+# Every linear step is folded into one 3x3 matrix (+ offset), applied along the channel axis with one matmul:
+#   rgb->lab:  t = diag(1/white) M lin;             [L, a, b] = F t_f + (-16, 0, 0)   with t_f = f(t)
+#   lab->rgb:  f = G [L, a, b] + 16/116;            lin = M^-1 diag(white) f^-1(f)
+_XYZ_TO_T = tuple(tuple(v / w for v in row) for row, w in zip(_RGB_TO_XYZ, _D65_WHITE))
+_F_TO_LAB = ((0.0, 116.0, 0.0), (500.0, -500.0, 0.0), (0.0, 200.0, -200.0))
+_LAB_TO_F = ((1 / 116, 1 / 500, 0.0), (1 / 116, 0.0, 0.0), (1 / 116, 0.0, -1 / 200))
+_T_TO_RGB = tuple(tuple(v * w for v, w in zip(row, _D65_WHITE)) for row in _XYZ_TO_RGB)
+
+
 def _matrix(rows, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(rows, dtype=like.dtype, device=like.device)
 
@@ -135,10 +146,14 @@ def _check_image(name: str, x: torch.Tensor, channel_dim: int) -> int:
     return dim
 
 
-def _apply_matrix(m: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
-    # y_c = sum_k m[c, k] x_k along the channel dimension `dim`
-    moved = x.movedim(dim, -1)                        # [..., 3]
-    return (moved @ m.T).movedim(-1, dim)
+def _apply_matrix(rows, x: torch.Tensor, dim: int, offset=None) -> torch.Tensor:
+    """y_c = sum_k m[c, k] x_k (+ offset_c) along the channel dimension ``dim``, as one batched matmul."""
+    shape = x.shape
+    x3 = x.reshape(math.prod(shape[:dim]), 3, math.prod(shape[dim + 1 :]))   # [B, 3, P] (a view)
+    y = torch.matmul(_matrix(rows, x), x3)                                 # [3, 3] @ [B, 3, P] -> [B, 3, P]
+    if offset is not None:
+        y = y + _matrix(offset, x)[:, None]
+    return y.reshape(shape)
 
 
 def rgb_to_lab(rgb: torch.Tensor, channel_dim: int = -3) -> torch.Tensor:
@@ -165,14 +180,10 @@ def rgb_to_lab(rgb: torch.Tensor, channel_dim: int = -3) -> torch.Tensor:
     """
     dim = _check_image("rgb", rgb, channel_dim)
     lin = torch.where(rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = _apply_matrix(_matrix(_RGB_TO_XYZ, rgb), lin, dim)
-    white = _matrix(_D65_WHITE, rgb).reshape([3] + [1] * (rgb.dim() - 1 - dim))
-    t = xyz / white
+    t = _apply_matrix(_XYZ_TO_T, lin, dim)                                  # XYZ / white
     eps = _DELTA**3
     f = torch.where(t > eps, t.clamp(min=eps) ** (1.0 / 3.0), t / (3 * _DELTA**2) + 4.0 / 29.0)
-    fx, fy, fz = f.unbind(dim)
-    lab = torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=dim)
-    return lab
+    return _apply_matrix(_F_TO_LAB, f, dim, offset=(-16.0, 0.0, 0.0))
 
 
 def lab_to_rgb(lab: torch.Tensor, channel_dim: int = -3, clip: bool = True) -> torch.Tensor:
@@ -186,13 +197,9 @@ def lab_to_rgb(lab: torch.Tensor, channel_dim: int = -3, clip: bool = True) -> t
         sRGB with the same shape, dtype and device.
     """
     dim = _check_image("lab", lab, channel_dim)
-    l_, a_, b_ = lab.unbind(dim)
-    fy = (l_ + 16.0) / 116.0
-    f = torch.stack([fy + a_ / 500.0, fy, fy - b_ / 200.0], dim=dim)
+    f = _apply_matrix(_LAB_TO_F, lab, dim, offset=(16 / 116,) * 3)        # (f(X/Xn), f(Y/Yn), f(Z/Zn))
     t = torch.where(f > _DELTA, f.clamp(min=_DELTA) ** 3, 3 * _DELTA**2 * (f - 4.0 / 29.0))
-    white = _matrix(_D65_WHITE, lab).reshape([3] + [1] * (lab.dim() - 1 - dim))
-    xyz = t * white
-    lin = _apply_matrix(_matrix(_XYZ_TO_RGB, lab), xyz, dim)
+    lin = _apply_matrix(_T_TO_RGB, t, dim)
     rgb = torch.where(
         lin > 0.0031308, 1.055 * lin.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055, 12.92 * lin
     )

@@ -83,23 +83,26 @@ def sphere_trace(
         raise ValueError("directions must be unit length (normalise them first)")
 
     with torch.no_grad():
-        t = torch.full((n,), near, dtype=origins.dtype, device=origins.device)
+        t = torch.full((n,), far, dtype=origins.dtype, device=origins.device)   # misses report far
         hit = torch.zeros(n, dtype=torch.bool, device=origins.device)
-        active = torch.arange(n, device=origins.device)        # indices of the rays still marching
+        # the rays still marching, compacted: their indices, origins, directions and current t
+        idx, o_a, d_a = torch.arange(n, device=origins.device), origins, directions
+        t_a = torch.full((n,), near, dtype=origins.dtype, device=origins.device)
         for _ in range(max_steps):
-            if active.numel() == 0:
+            if idx.numel() == 0:
                 break
-            t_a = t[active]
-            dist = sdf(origins[active] + t_a[:, None] * directions[active])   # [n_active]
-            if not isinstance(dist, torch.Tensor) or dist.shape not in ((active.numel(),), (active.numel(), 1)):
+            dist = sdf(o_a + t_a[:, None] * d_a)                                 # [n_active]
+            if not isinstance(dist, torch.Tensor) or dist.shape not in ((idx.numel(),), (idx.numel(), 1)):
                 got = list(dist.shape) if isinstance(dist, torch.Tensor) else type(dist).__name__
-                raise ValueError(f"sdf must return one distance per point: for [{active.numel()}, 3] got {got}")
-            dist = dist.reshape(-1).to(t.dtype)
+                raise ValueError(f"sdf must return one distance per point: for [{idx.numel()}, 3] got {got}")
+            dist = dist.reshape(-1).to(t_a.dtype)
             converged = dist < eps
-            hit[active[converged]] = True
-            t_next = t_a + dist
-            marching = ~converged
-            t[active[marching]] = t_next[marching]
-            active = active[marching & (t_next <= far)]
-        t = torch.where(hit, t, torch.full_like(t, far))
+            t_a = torch.where(converged, t_a, t_a + dist)
+            done = converged | (t_a > far)
+            if bool(done.any()):                                                 # retire finished rays
+                fin = idx[converged]
+                hit[fin] = True
+                t[fin] = t_a[converged]
+                keep = ~done
+                idx, o_a, d_a, t_a = idx[keep], o_a[keep], d_a[keep], t_a[keep]
     return t, hit

@@ -18,6 +18,7 @@ References:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .._validate import check_tensor
 
@@ -76,11 +77,11 @@ def volume_render(
     if not ok:
         raise ValueError(f"t_vals {list(t_vals.shape)} must match (or broadcast to) sigmas {list(sigmas.shape)}")
 
-    deltas = torch.cat([t_vals[..., 1:] - t_vals[..., :-1], torch.full_like(t_vals[..., :1], LAST_DELTA)], -1)
+    deltas = F.pad(t_vals[..., 1:] - t_vals[..., :-1], (0, 1), value=LAST_DELTA)   # [..., S]
     tau = sigmas * deltas                                       # [..., S] optical thickness of each bin
     alpha = -torch.expm1(-tau)                                  # 1 - exp(-tau), accurate for small tau
-    # exclusive cumulative sum: [0, tau_1, tau_1 + tau_2, ...], built without cancellation
-    excl = torch.cumsum(torch.cat([torch.zeros_like(tau[..., :1]), tau[..., :-1]], -1), -1)
+    # exclusive cumulative sum [0, tau_1, tau_1 + tau_2, ...], built without subtracting (no cancellation)
+    excl = F.pad(tau[..., :-1], (1, 0)).cumsum(-1)              # [..., S]
     weights = torch.exp(-excl) * alpha                          # [..., S]
     rgb = (weights.unsqueeze(-2) @ colors).squeeze(-2)          # [..., 1, S] @ [..., S, C] -> [..., C]
     if white_background:

@@ -1,0 +1,281 @@
+"""Benchmark: the reference implementations against their naive loops and against peer implementations.
+
+    python -m course_lib.bench [--quick] [--repeats 5] [--markdown]
+
+Everything in one table is measured in one run, side by side, on the same inputs; each time is the minimum
+over several repeats (after a warm-up), in float32. Two tables:
+
+* reference vs naive loop (``course_lib.naive``: the formula transcribed with Python loops), at sizes where
+  the loop still finishes in about a second;
+* reference vs peers at realistic sizes: NT-Xent vs pytorch-metric-learning's ``NTXentLoss``, RGB->Lab vs
+  kornia's ``rgb_to_lab``, volume rendering vs the cumprod-with-epsilon form of the original NeRF code. Peers
+  that are not installed are reported as such. With CUDA available, a CUDA column is added to this table.
+
+A ratio > 1 means the reference is faster.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from . import naive
+from .colorization import attention_color_propagation, rgb_to_lab
+from .contrastive import enqueue, info_nce_loss, moco_loss, momentum_update, nt_xent_loss
+from .gan import discriminator_loss, generator_loss
+from .pretext import rotate_batch
+from .rendering import get_rays, positional_encoding, sample_pdf, sample_stratified, sphere_trace, volume_render
+
+__all__ = ["time_call", "volume_render_cumprod", "main"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, repeats: int = 5, budget_s: float = 2.0) -> float:
+    """Minimum wall time of ``fn()`` in seconds over up to ``repeats`` runs (after one warm-up), stopping early
+    once ``budget_s`` is spent (at least one timed run)."""
+    fn()
+    _sync(device)
+    best, spent = float("inf"), 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+        if spent > budget_s:
+            break
+    return best
+
+
+# ------------------------------------------------------------------------------------------------ peers
+def volume_render_cumprod(sigmas, colors, t_vals, white_background=False):
+    """The form used by the original NeRF code: transmittance as an exclusive cumulative *product* of
+    ``1 - alpha + 1e-10`` (the epsilon keeps the product's gradient from dividing by zero)."""
+    deltas = torch.cat([t_vals[..., 1:] - t_vals[..., :-1], torch.full_like(t_vals[..., :1], 1e10)], -1)
+    alpha = 1.0 - torch.exp(-sigmas * deltas)
+    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1.0 - alpha + 1e-10], -1), -1)[..., :-1]
+    weights = alpha * trans
+    rgb = (weights[..., None] * colors).sum(-2)
+    if white_background:
+        rgb = rgb + (1.0 - weights.sum(-1, keepdim=True))
+    return rgb, weights
+
+
+def _pml_ntxent(temperature: float):
+    try:
+        from pytorch_metric_learning.losses import NTXentLoss
+    except ImportError:
+        return None
+    loss = NTXentLoss(temperature=temperature)
+
+    def run(z_a, z_b):
+        labels = torch.arange(z_a.shape[0], device=z_a.device).repeat(2)
+        return loss(torch.cat([z_a, z_b]), labels)
+
+    return run
+
+
+def _kornia_lab():
+    try:
+        import kornia
+    except ImportError:
+        return None
+    return kornia.color.rgb_to_lab
+
+
+# ------------------------------------------------------------------------------------------------ cases
+@dataclass
+class Row:
+    name: str
+    size: str
+    make: Callable[[torch.device, torch.Generator], tuple]   # -> args
+    ref: Callable
+    other: Callable | None                                     # naive loop or peer
+    other_label: str = "naive loop"
+    backward: bool = False                                     # time forward + backward
+
+
+def _g(device):
+    return dict(device=device, dtype=torch.float32)
+
+
+def _rn(gen, *shape, device):
+    return torch.randn(*shape, generator=gen).to(device)
+
+
+def _naive_rows(quick: bool) -> list[Row]:
+    s = 0.25 if quick else 1.0
+    n = lambda v: max(2, int(v * s))  # noqa: E731
+
+    def mlp(device, gen):
+        torch.manual_seed(0)
+        q = nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 64)).to(device)
+        k = nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 64)).to(device)
+        return k, q, 0.99
+
+    def sphere(device, gen):
+        m = n(4096)
+        o = torch.tensor([0.0, 0.0, -3.0], device=device).expand(m, 3) + 0.5 * _rn(gen, m, 3, device=device)
+        d = nn.functional.normalize(torch.tensor([0.0, 0.0, 1.0], device=device) + 0.2 * _rn(gen, m, 3, device=device), dim=-1)
+        return (lambda p: p.norm(dim=-1) - 1.0), o, d
+
+    def sorted_t(gen, rays, s_, device):
+        return torch.sort(2 + 4 * torch.rand(rays, s_, generator=gen), -1).values.to(device)
+
+    return [
+        Row("discriminator_loss", f"N=M={n(512)}", lambda d, g: (_rn(g, n(512), device=d), _rn(g, n(512), device=d)),
+            discriminator_loss, naive.discriminator_loss_naive),
+        Row("generator_loss", f"M={n(512)}", lambda d, g: (_rn(g, n(512), device=d),), generator_loss, naive.generator_loss_naive),
+        Row("rotate_batch", f"{n(128)}x3x32x32", lambda d, g: (_rn(g, n(128), 3, 32, 32, device=d),), rotate_batch,
+            naive.rotate_batch_naive),
+        Row("attention_color_propagation", "B=1 D=64 16x16->16x16",
+            lambda d, g: (_rn(g, 1, 64, 16, 16, device=d), _rn(g, 1, 64, 16, 16, device=d), torch.rand(1, 3, 16, 16, generator=g).to(d)),
+            attention_color_propagation, naive.attention_color_propagation_naive),
+        Row("info_nce_loss", f"N={n(256)} M=16 D=128",
+            lambda d, g: (_rn(g, n(256), 128, device=d), _rn(g, n(256), 128, device=d), _rn(g, n(256), 16, 128, device=d)),
+            info_nce_loss, naive.info_nce_loss_naive),
+        Row("nt_xent_loss", f"N={n(256)} D=128", lambda d, g: (_rn(g, n(256), 128, device=d), _rn(g, n(256), 128, device=d)),
+            nt_xent_loss, naive.nt_xent_loss_naive),
+        Row("momentum_update", "MLP 128-256-64 (49k params)", mlp, momentum_update, naive.momentum_update_naive),
+        Row("enqueue", "K=4096 C=128 N=256", lambda d, g: (torch.zeros(4096, 128, device=d), 4000, _rn(g, 256, 128, device=d)),
+            enqueue, naive.enqueue_naive),
+        Row("moco_loss", f"N={n(256)} K=512 C=128",
+            lambda d, g: tuple(nn.functional.normalize(x, dim=1) for x in
+                               (_rn(g, n(256), 128, device=d), _rn(g, n(256), 128, device=d), _rn(g, 512, 128, device=d))),
+            moco_loss, naive.moco_loss_naive),
+        Row("get_rays", f"{n(100)}x100", lambda d, g: (n(100), 100, 138.9, torch.eye(4, device=d)), get_rays, naive.get_rays_naive),
+        Row("sample_stratified", f"{n(1024)} rays x 64",
+            lambda d, g: (_rn(g, n(1024), 3, device=d), _rn(g, n(1024), 3, device=d), 2.0, 6.0, 64, False),
+            sample_stratified, naive.sample_stratified_naive),
+        Row("positional_encoding", f"{n(1024)} x 3, L=10", lambda d, g: (_rn(g, n(1024), 3, device=d), 10), positional_encoding,
+            naive.positional_encoding_naive),
+        Row("volume_render", f"{n(1024)} rays x 64",
+            lambda d, g: (torch.rand(n(1024), 64, generator=g).to(d), torch.rand(n(1024), 64, 3, generator=g).to(d), sorted_t(g, n(1024), 64, d)),
+            volume_render, naive.volume_render_naive),
+        Row("sample_pdf", f"{n(256)} rays, 63 bins, 128 samples",
+            lambda d, g: (sorted_t(g, n(256), 64, d), torch.rand(n(256), 63, generator=g).to(d), 128, True),
+            sample_pdf, naive.sample_pdf_naive),
+        Row("sphere_trace", f"{n(4096)} rays, unit sphere", sphere, sphere_trace, naive.sphere_trace_naive),
+    ]
+
+
+def _peer_rows(quick: bool) -> list[Row]:
+    rays = 1024 if quick else 4096
+
+    def ntx(d, g):
+        return _rn(g, 256, 128, device=d), _rn(g, 256, 128, device=d)
+
+    def ntx_grad(d, g):
+        return tuple(x.requires_grad_(True) for x in ntx(d, g))
+
+    def vol(d, g, grad=False):
+        sig = torch.rand(rays, 64, generator=g).to(d) * 2
+        col = torch.rand(rays, 64, 3, generator=g).to(d)
+        t = torch.sort(2 + 4 * torch.rand(rays, 64, generator=g), -1).values.to(d)
+        if grad:
+            sig.requires_grad_(True)
+            col.requires_grad_(True)
+        return sig, col, t
+
+    pml, kor = _pml_ntxent(0.5), _kornia_lab()
+    return [
+        Row("nt_xent_loss", "N=256 D=128", ntx, nt_xent_loss, pml, "pytorch-metric-learning NTXentLoss"),
+        Row("nt_xent_loss (fwd+bwd)", "N=256 D=128", ntx_grad, nt_xent_loss, pml, "pytorch-metric-learning NTXentLoss", True),
+        Row("rgb_to_lab", "16x3x128x128", lambda d, g: (torch.rand(16, 3, 128, 128, generator=g).to(d),), rgb_to_lab, kor,
+            "kornia rgb_to_lab"),
+        Row("volume_render", f"{rays} rays x 64", vol, volume_render, volume_render_cumprod, "cumprod + 1e-10 (original NeRF)"),
+        Row("volume_render (fwd+bwd)", f"{rays} rays x 64", lambda d, g: vol(d, g, True), volume_render, volume_render_cumprod,
+            "cumprod + 1e-10 (original NeRF)", True),
+    ]
+
+
+def _runner(fn: Callable, args: tuple, backward: bool) -> Callable[[], object]:
+    if not backward:
+        return lambda: fn(*args)
+    leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+
+    def run():
+        out = fn(*args)
+        first = out[0] if isinstance(out, tuple) else out
+        first.sum().backward()
+        for a in leaves:
+            a.grad = None
+
+    return run
+
+
+def _fmt_ms(sec: float) -> str:
+    return f"{sec * 1e3:.3f}" if sec < 0.01 else f"{sec * 1e3:.1f}"
+
+
+def _table(rows: list[Row], devices: list[torch.device], repeats: int, naive_table: bool) -> list[list[str]]:
+    out = []
+    for row in rows:
+        cells = [row.name, row.size]
+        for dev in devices:
+            gen = torch.Generator().manual_seed(0)
+            args = row.make(dev, gen)
+            t_ref = time_call(_runner(row.ref, args, row.backward), dev, repeats)
+            if row.other is None or (naive_table and dev.type != "cpu"):
+                cells += [_fmt_ms(t_ref), "-", "-"]
+                continue
+            gen = torch.Generator().manual_seed(0)
+            args = row.make(dev, gen)                  # fresh inputs (enqueue / momentum_update mutate theirs)
+            t_other = time_call(_runner(row.other, args, row.backward), dev, 1 if naive_table else repeats,
+                                budget_s=3.0 if naive_table else 2.0)
+            cells += [_fmt_ms(t_ref), _fmt_ms(t_other), f"{t_other / t_ref:.1f}x"]
+        if not naive_table:
+            cells.append(row.other_label if row.other is not None else f"{row.other_label} (not installed)")
+        out.append(cells)
+        print("  done:", row.name, row.size, flush=True)
+    return out
+
+
+def _print(headers: list[str], rows: list[list[str]], markdown: bool) -> None:
+    if markdown:
+        print("| " + " | ".join(headers) + " |")
+        print("|" + "|".join("---" for _ in headers) + "|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement (default 7)")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, float32; min of up to {args.repeats} repeats")
+
+    naive_rows = _table(_naive_rows(args.quick), devices[:1], args.repeats, naive_table=True)
+    peer_rows = _table(_peer_rows(args.quick), devices, args.repeats, naive_table=False)
+
+    print("\nReference vs naive loop (CPU, ms; speed-up = naive / reference)")
+    _print(["function", "size", "reference ms", "naive ms", "speed-up"], naive_rows, args.markdown)
+    print("\nReference vs peers (ms; speed-up = peer / reference)")
+    headers = ["function", "size"]
+    for dev in devices:
+        tag = dev.type.upper()
+        headers += [f"{tag} reference ms", f"{tag} peer ms", f"{tag} speed-up"]
+    _print(headers + ["peer"], peer_rows, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
