@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench selfcheck venv clean-venv
+.PHONY: demo test bench selfcheck venv clean-venv notebooks release
 
 venv: $(STAMP)
 
@@ -34,3 +34,11 @@ selfcheck: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# solutions/<name>/<name>.py (text source) -> solutions/<name>/<name>.ipynb (nbgrader source notebook)
+notebooks: $(STAMP)
+	$(PY) scripts/notebooks.py build
+
+# solutions/ -> assignments/ (the student release) with nbgrader generate_assignment
+release: notebooks
+	$(PY) scripts/release.py

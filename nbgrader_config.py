@@ -1,0 +1,30 @@
+"""nbgrader configuration: solutions/ is the source, assignments/ the student release.
+
+Run nbgrader from this directory with the venv's bin on PATH (nbgrader shells out to alembic), e.g.
+``make release``. Hidden tests call the out-of-process autograder (autograder.nbgrader_cell), so
+``nbgrader autograde`` and ``python -m autograder grade`` give the same points.
+"""
+import os
+
+c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.course_id = "dl-course"
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "assignments"
+# the text sources (<name>.py) hold the solutions: never copy them into the release
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "README.md"]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Per-cell time limit while autograding; a hanging cell is interrupted and scores 0, the rest still runs.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+# Minimal tracebacks and no history file: feedback must not quote hidden test code.
+c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--InteractiveShell.xmode=Minimal"]
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
