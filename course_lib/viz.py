@@ -74,6 +74,12 @@ def show_images(
     return ax
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def save_gif(frames: Sequence | Iterable, path: str | os.PathLike, fps: float = 10.0, loop: int = 0) -> Path:
     """Write frames (each ``[H, W, 3]`` / ``[H, W]`` or ``[3, H, W]``, float in [0, 1] or uint8) to a GIF.
 
@@ -103,6 +109,7 @@ def save_gif(frames: Sequence | Iterable, path: str | os.PathLike, fps: float = 
     os.close(fd)
     try:
         imageio.mimsave(tmp, arrays, format="GIF", duration=1000.0 / fps, loop=loop)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp creates 0600 files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

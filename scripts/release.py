@@ -21,6 +21,8 @@ from pathlib import Path
 
 import nbformat
 
+from notebooks import write_atomic  # same folder (scripts/)
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ("a1_gans", "a2_pretext", "a3_contrastive", "a4_rendering")
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN MARK SCHEME")
@@ -31,6 +33,10 @@ def secret_lines(source_nb: nbformat.NotebookNode) -> set[str]:
     """Non-trivial lines inside solution and hidden-test regions of the source notebook."""
     secrets: set[str] = set()
     for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and meta.get("solution"):      # a model answer: all of it is secret
+            secrets.update(ln.strip() for ln in cell.source.splitlines() if len(ln.strip()) >= 24)
+            continue
         inside = False
         for line in cell.source.splitlines():
             stripped = line.strip()
@@ -106,11 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 stale.append(str(target.relative_to(ROOT)))
             continue
         if current != text:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_path = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp_path, target)
+            write_atomic(target, text)
             print(f"released {target.relative_to(ROOT)}")
     if stale:
         print("out of date (run `make release`): " + ", ".join(stale), file=sys.stderr)

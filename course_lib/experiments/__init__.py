@@ -1,0 +1,38 @@
+"""Experiments that reproduce the lectures' claims at laptop scale.
+
+Each module runs with the course_lib reference functions from the command line and prints its metric as the
+last line, ``name=value``; the notebooks call the same ``run`` functions with the student's own functions:
+
+    python -m course_lib.experiments.gan           -> fd_ratio=...
+    python -m course_lib.experiments.rotation      -> probe_acc_rotnet=... probe_acc_random=...
+    python -m course_lib.experiments.propagation   -> j_mean=...
+    python -m course_lib.experiments.contrastive   -> knn_acc=...
+    python -m course_lib.experiments.nerf          -> heldout_psnr_db=...
+
+Set ``COURSE_SMOKE=1`` for tiny settings (what CI runs); a GPU is used automatically when present.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["require_implemented", "format_metrics"]
+
+
+def require_implemented(name: str, fn: Callable, *probe_args, **probe_kwargs) -> None:
+    """Call ``fn`` once on a small probe input; turn a scaffold's NotImplementedError into a clear message.
+
+    Raises:
+        NotImplementedError: naming the function the experiment needs, when its scaffold is not filled in.
+    """
+    try:
+        fn(*probe_args, **probe_kwargs)
+    except NotImplementedError:
+        raise NotImplementedError(
+            f"this experiment calls your `{name}`, which is not implemented yet: complete its scaffold "
+            "(and its self-check) above, then run this cell again"
+        ) from None
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """``name=value`` pairs on one line (the last line every experiment prints)."""
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())

@@ -1,0 +1,72 @@
+"""Does the DCGAN experiment reach the numbers the a1_gans notebook states, with the reference losses?"""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from course_lib import discriminator_loss, generator_loss
+from course_lib.dcgan import DCGANConfig, Discriminator, Generator, train_dcgan
+from course_lib.experiments import gan
+
+
+def test_networks_map_noise_to_images_and_images_to_logits():
+    cfg = DCGANConfig(channels=3, g_width=8, d_width=8)
+    x = Generator(cfg)(torch.randn(5, cfg.z_dim))
+    assert x.shape == (5, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    assert Discriminator(cfg)(x).shape == (5,)
+
+
+def test_train_dcgan_rejects_wrong_image_shapes():
+    with pytest.raises(ValueError, match=r"\[N, 1, 32, 32\]"):
+        train_dcgan(torch.rand(64, 3, 32, 32), 1, discriminator_loss, generator_loss, DCGANConfig(channels=1))
+
+
+def test_discriminator_step_does_not_touch_the_generator():
+    # one step with a discriminator loss that ignores the fakes: G's weights move only through its own step
+    cfg = DCGANConfig(channels=1, g_width=8, d_width=8, batch_size=8)
+    calls = []
+
+    def d_loss(real, fake):
+        calls.append(fake.requires_grad)
+        return discriminator_loss(real, fake)
+
+    train_dcgan(torch.rand(16, 1, 32, 32), 2, d_loss, generator_loss, cfg, progress=False)
+    assert calls == [False, False], "the discriminator step must see detached fakes"
+
+
+def test_frechet_distance_known_cases():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(20000, 3, generator=g, dtype=torch.float64) + torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)
+    assert gan.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert gan.frechet_distance(a, b) == pytest.approx(5.0, abs=0.1)            # ||mu||^2 with equal covariances
+    assert gan.frechet_distance(a, b) == pytest.approx(gan.frechet_distance(b, a), rel=1e-6)
+    c = 2 * torch.randn(20000, 3, generator=g, dtype=torch.float64)             # variance 4: tr(1 + 4 - 2*2) * 3 = 3
+    assert gan.frechet_distance(a, c) == pytest.approx(3.0, abs=0.15)
+
+
+def test_experiment_reports_unimplemented_losses_clearly():
+    def todo(*args, **kwargs):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError, match="discriminator_loss"):
+        gan.run(todo, generator_loss, gan.GANExperiment.smoke(), progress=False)
+
+
+def test_cli_smoke_run_prints_the_metric_last():
+    env = {**os.environ, "COURSE_SMOKE": "1"}
+    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.gan"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("fd_ratio=") and "class_coverage=" in last
+
+
+@pytest.mark.slow
+def test_default_settings_reach_the_stated_numbers():
+    metrics = gan.run(exp=gan.GANExperiment(), progress=False, device=torch.device("cpu"))["metrics"]
+    assert metrics["classifier_acc"] > 0.9
+    assert metrics["fd_ratio"] >= 3.0, metrics
+    assert metrics["class_coverage"] >= 15, metrics
