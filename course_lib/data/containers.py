@@ -129,7 +129,7 @@ class VideoDataset:
     @property
     def num_objects(self) -> torch.Tensor:
         """``[V]`` int64: the largest object id in each clip."""
-        return self.masks.flatten(1).max(1).values
+        return self.masks.flatten(1).max(1).values                  # [V, T*H*W] -> [V]
 
     def to(self, device) -> "VideoDataset":
         return _moved(self, lambda t: t.to(device))
@@ -170,7 +170,8 @@ class NerfData:
         if self.holdout is None:
             self.holdout = torch.zeros(n, dtype=torch.bool)
         if self.holdout.shape != (n,) or self.holdout.dtype != torch.bool:
-            raise ValueError(f"holdout must be a [{n}] bool tensor, got {self.holdout.dtype} {list(self.holdout.shape)}")
+            got = f"{self.holdout.dtype} {list(self.holdout.shape)}"
+            raise ValueError(f"holdout must be a [{n}] bool tensor, got {got}")
         if self.alphas is not None and self.alphas.shape != self.images.shape[:3]:
             raise ValueError(f"alphas must be [N, H, W] = {list(self.images.shape[:3])}, got {list(self.alphas.shape)}")
 
