@@ -86,21 +86,21 @@ print("stable softplus(-l):    ", F.softplus(-logits).tolist())
 # and the shape it got.
 
 # %% [scaffold] id=discriminator_loss
-for name, logits in (("logits_real", logits_real), ("logits_fake", logits_fake)):
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 1 or logits.shape[0] == 0:
-        shape = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"{name} must be a non-empty 1-D tensor, got {shape}")
-    if not logits.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {logits.dtype}")
+if not isinstance(logits_real, torch.Tensor) or logits_real.dim() != 1 or logits_real.shape[0] == 0:
+    raise ValueError(f"logits_real must be a non-empty 1-D tensor, got {getattr(logits_real, 'shape', logits_real)}")
+if not isinstance(logits_fake, torch.Tensor) or logits_fake.dim() != 1 or logits_fake.shape[0] == 0:
+    raise ValueError(f"logits_fake must be a non-empty 1-D tensor, got {getattr(logits_fake, 'shape', logits_fake)}")
+if not (logits_real.is_floating_point() and logits_fake.is_floating_point()):
+    raise ValueError(f"logits_real and logits_fake must be floating point, got {logits_real.dtype} and {logits_fake.dtype}")
 return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
 
 # %% [readonly]
 check("discriminator_loss", discriminator_loss)
 
-# %% [tests] id=test_discriminator_loss points=5
+# %% [tests] id=test_discriminator_loss points=10
 ### BEGIN HIDDEN TESTS
 from autograder.nbgrader_cell import points
-points("discriminator_loss", "a1_gans", 5)
+points("discriminator_loss", "a1_gans", 10)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -119,8 +119,7 @@ points("discriminator_loss", "a1_gans", 5)
 
 # %% [scaffold] id=generator_loss
 if not isinstance(logits_fake, torch.Tensor) or logits_fake.dim() != 1 or logits_fake.shape[0] == 0:
-    shape = list(logits_fake.shape) if isinstance(logits_fake, torch.Tensor) else type(logits_fake).__name__
-    raise ValueError(f"logits_fake must be a non-empty 1-D tensor, got {shape}")
+    raise ValueError(f"logits_fake must be a non-empty 1-D tensor, got {getattr(logits_fake, 'shape', logits_fake)}")
 if not logits_fake.is_floating_point():
     raise ValueError(f"logits_fake must be a floating-point tensor, got dtype {logits_fake.dtype}")
 if saturating:
@@ -130,10 +129,10 @@ return F.softplus(-logits_fake).mean()
 # %% [readonly]
 check("generator_loss", generator_loss)
 
-# %% [tests] id=test_generator_loss points=5
+# %% [tests] id=test_generator_loss points=10
 ### BEGIN HIDDEN TESTS
 from autograder.nbgrader_cell import points
-points("generator_loss", "a1_gans", 5)
+points("generator_loss", "a1_gans", 10)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -1,0 +1,22 @@
+"""autograder: grade a submitted notebook out of process against the reference implementations in course_lib.
+
+The grader extracts the graded functions from the notebook without running it (notebook.py), runs them in
+isolated worker processes (sandbox.py, worker.py, isolation.py, runner.py) on cases generated and scored in
+the grader's own process (registry/, grading.py), and writes a Gradescope results.json (results.py).
+Command line: ``python -m autograder grade|batch|gradescope|verify|bench`` (cli.py).
+
+This package file stays import-light on purpose: the worker's fork-server imports ``autograder.worker``,
+which must not pull in course_lib or the hidden checks.
+"""
+from __future__ import annotations
+
+__version__ = "1.0.0"
+
+__all__ = ["__version__", "grade_notebook"]
+
+
+def grade_notebook(*args, **kwargs):
+    """Grade one notebook; see :func:`autograder.grading.grade_notebook`."""
+    from .grading import grade_notebook as _grade
+
+    return _grade(*args, **kwargs)

@@ -1,0 +1,221 @@
+"""Hidden checks for assignment a3_contrastive: info_nce_loss, nt_xent_loss, momentum_update, enqueue, moco_loss.
+
+Known mistakes: InfoNCE with the positive at the wrong index or without normalisation; NT-Xent without masking
+the self-similarity, averaged over N instead of 2N, or over one view only; MoCo updates with m and 1 - m
+swapped, updating the query encoder or the buffers, or no in-place update; an enqueue that drops instead of
+wrapping or forgets the modulo; moco_loss letting gradient into k or the queue.
+
+References: van den Oord et al. 2018 (CPC, InfoNCE); Chen et al., ICML 2020 (SimCLR, Algorithm 1);
+He et al., CVPR 2020 (MoCo, Algorithm 1).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+import course_lib
+
+from . import judges
+from .build import dtype_check, errors_check, mutation_check, randn
+from .core import Cases, CheckSpec, FunctionSpec, Mistake
+
+__all__ = ["SPECS"]
+
+
+def _ce0(logits):
+    return (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
+
+
+# ------------------------------------------------------------------------------------------------ InfoNCE
+def _i_case(c: Cases, dt: str, *, n=None, m=None, d=None, t=None, note="", **opt) -> None:
+    n, m, d = n or c.randint(1, 6), m or c.randint(1, 6), d or c.randint(2, 6)
+    t = t if t is not None else c.choice([0.07, 0.1, 0.5, 1.0])
+    c.add(f"query = {randn([n, d], dt)}\npositive = {randn([n, d], dt)}\nnegatives = {randn([n, m, d], dt)}",
+          ["query", "positive", "negatives", repr(t)], note=note or f"{dt}, N={n}, M={m}, D={d}, temperature={t}", **opt)
+
+
+def _info_variant(q, p, neg, t=0.1, *, normalize=True, pos_last=False, scale=None, reduce="mean"):
+    if normalize:
+        q, p, neg = F.normalize(q, dim=-1), F.normalize(p, dim=-1), F.normalize(neg, dim=-1)
+    l_pos = (q * p).sum(-1, keepdim=True)
+    l_neg = torch.bmm(neg, q.unsqueeze(-1)).squeeze(-1)
+    logits = torch.cat([l_neg, l_pos] if pos_last else [l_pos, l_neg], 1)
+    logits = logits / t if scale is None else logits * t
+    per_row = torch.logsumexp(logits, 1) - logits[:, 0]
+    return per_row.mean() if reduce == "mean" else per_row.sum()
+
+
+INFO_NCE = FunctionSpec(
+    name="info_nce_loss", assignment="a3_contrastive", points=10.0,
+    params=("query", "positive", "negatives", "temperature"), reference=course_lib.info_nce_loss,
+    checks=[
+        CheckSpec("values", "cross-entropy of cosine scores / temperature with the positive at index 0", 3.5,
+                  lambda c: [_i_case(c, c.dtype(k)) for k in range(4)]),
+        CheckSpec("stability", "finite and correct at temperature 1e-3", 1.5,
+                  lambda c: [_i_case(c, dt, t=1e-3, note=f"{dt}, temperature 1e-3") for dt in ("float32", "float64")]),
+        CheckSpec("analytic", "positive = query, orthogonal negatives: log(1 + M exp(-1/t))", 1.0, lambda c: c.add(
+            "query = torch.eye(4, dtype=torch.float64)[:2]\npositive = 3 * torch.eye(4, dtype=torch.float64)[:2]\n"
+            "negatives = torch.eye(4, dtype=torch.float64)[2:].expand(2, 2, 4)",
+            ["query", "positive", "negatives", "0.5"], note="positive parallel to the query, negatives orthogonal")),
+        CheckSpec("gradients", "gradients wrt query, positive and negatives match the reference", 1.5,
+                  lambda c: [_i_case(c, c.dtype(k), grad_wrt=(0, 1, 2), grad=True) for k in range(2)], judges.gradients),
+        dtype_check(lambda c, dt, dev: _i_case(c, dt, note=f"{dt} on {dev}", device=dev)),
+        mutation_check(lambda c: _i_case(c, "float64", return_inputs=True)),
+        errors_check(lambda c: [
+            c.add(f"query = {randn([3, 4], 'float32')}\nnegatives = {randn([3, 2, 4], 'float32')}",
+                  ["query", "query", "negatives", "0.0"], note="temperature=0", meta={"arg": "temperature"}),
+            c.add(f"query = {randn([3, 4], 'float32')}\nnegatives = {randn([3, 4], 'float32')}",
+                  ["query", "query", "negatives", "0.1"], note="negatives of shape [3, 4] (2-D)", meta={"arg": "negatives"}),
+            c.add(f"query = {randn([3, 4], 'float32')}\npositive = {randn([2, 4], 'float32')}\nnegatives = {randn([3, 2, 4], 'float32')}",
+                  ["query", "positive", "negatives", "0.1"], note="positive of shape [2, 4] vs query [3, 4]", meta={"arg": "positive"}),
+        ], 1.5),
+    ],
+    mistakes=[
+        Mistake("positive_index", "the positive at the wrong index: put score(q, p) first ([pos, neg_1..neg_M]) and use "
+                "target 0", lambda *a: _info_variant(*a, pos_last=True)),
+        Mistake("no_normalisation", "dot products instead of cosine similarities (L2-normalise the vectors first)",
+                lambda *a: _info_variant(*a, normalize=False)),
+        Mistake("temperature_multiplied", "scores multiplied by the temperature instead of divided by it",
+                lambda *a: _info_variant(*a, scale=True)),
+        Mistake("sum_over_batch", "a sum over the batch instead of the mean", lambda *a: _info_variant(*a, reduce="sum")),
+    ],
+)
+
+
+# ------------------------------------------------------------------------------------------------ NT-Xent
+def _n_case(c: Cases, dt: str, *, n=None, d=None, t=None, note="", **opt) -> None:
+    n, d = n or c.randint(2, 8), d or c.randint(2, 6)
+    t = t if t is not None else c.choice([0.1, 0.2, 0.5, 1.0])
+    c.add(f"z_a = {randn([n, d], dt)}\nz_b = {randn([n, d], dt)}", ["z_a", "z_b", repr(t)],
+          note=note or f"{dt}, N={n}, D={d}, temperature={t}", **opt)
+
+
+def _nt_variant(za, zb, t=0.5, *, mask=True, normalize=True, denom="2n", rows="all"):
+    n = za.shape[0]
+    z = torch.cat([za, zb])
+    z = F.normalize(z, dim=-1) if normalize else z
+    logits = z @ z.mT / t                                                    # [2N, 2N]
+    if mask:
+        logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = (torch.arange(2 * n, device=z.device) + n) % (2 * n)
+    per_row = torch.logsumexp(logits, 1) - logits[torch.arange(2 * n), target]
+    if rows == "first":
+        return per_row[:n].mean()
+    return per_row.sum() / (n if denom == "n" else 2 * n)
+
+
+NT_XENT = FunctionSpec(
+    name="nt_xent_loss", assignment="a3_contrastive", points=10.0, params=("z_a", "z_b", "temperature"),
+    reference=course_lib.nt_xent_loss,
+    checks=[
+        CheckSpec("values", "SimCLR's NT-Xent over the 2N views, mean over all 2N rows", 3.5,
+                  lambda c: [_n_case(c, c.dtype(k)) for k in range(4)]),
+        CheckSpec("edge", "N = 1 gives 0; stable at temperature 1e-3; duplicate rows", 1.5, lambda c: [
+            _n_case(c, "float32", n=1, note="N=1 (no negatives): the loss is 0"),
+            _n_case(c, "float32", t=1e-3, note="float32, temperature 1e-3"),
+            c.add("z_a = torch.ones(3, 4, dtype=torch.float64)", ["z_a", "z_a", "1e-3"],
+                  note="all rows identical: log(2N - 1) for every temperature"),
+        ]),
+        CheckSpec("analytic", "orthogonal pairs: log(1 + 2 exp(-2)) at t = 0.5", 1.0, lambda c: c.add(
+            "z_a = torch.eye(2, dtype=torch.float64)", ["z_a", "z_a", "0.5"], note="z_a = z_b = I_2")),
+        CheckSpec("gradients", "gradients wrt both views match the reference", 1.5,
+                  lambda c: [_n_case(c, c.dtype(k), grad_wrt=(0, 1), grad=True) for k in range(2)], judges.gradients),
+        dtype_check(lambda c, dt, dev: _n_case(c, dt, note=f"{dt} on {dev}", device=dev)),
+        mutation_check(lambda c: _n_case(c, "float64", return_inputs=True)),
+        errors_check(lambda c: [
+            c.add(f"z_a = {randn([3, 4], 'float32')}", ["z_a", "z_a", "0.0"], note="temperature=0", meta={"arg": "temperature"}),
+            c.add(f"z_a = {randn([3, 4], 'float32')}\nz_b = {randn([2, 4], 'float32')}", ["z_a", "z_b", "0.5"],
+                  note="z_a [3, 4] and z_b [2, 4]", meta={"arg": "z_b"}),
+            c.add(f"z_a = {randn([6], 'float32')}", ["z_a", "z_a", "0.5"], note="z_a of shape [6] (1-D)", meta={"arg": "z_a"}),
+        ], 1.5),
+    ],
+    mistakes=[
+        Mistake("no_self_mask", "NT-Xent without masking the self-similarity: k = i must be left out of the "
+                "denominator (mask its logit to -inf)", lambda *a: _nt_variant(*a, mask=False)),
+        Mistake("mean_over_n", "the sum averaged over N instead of over all 2N rows", lambda *a: _nt_variant(*a, denom="n")),
+        Mistake("no_normalisation", "dot products instead of cosine similarities", lambda *a: _nt_variant(*a, normalize=False)),
+        Mistake("one_view_only", "the loss of the first N rows only: both views are anchors (2N rows)",
+                lambda *a: _nt_variant(*a, rows="first")),
+    ],
+)
+
+
+# ------------------------------------------------------------------------------------------------ momentum_update
+ARCHS = [
+    [["linear", 4, 3]],
+    [["linear", 3, 5], ["relu"], ["linear", 5, 2]],
+    [["linear", 4, 3], ["bn1d", 3], ["relu"], ["linear", 3, 2]],
+]
+
+
+def _m_case(c: Cases, *, arch=None, m=None, dt="float64", frozen=(), note="", **opt) -> None:
+    arch = arch or c.choice(ARCHS)
+    m = m if m is not None else c.choice([0.9, 0.99, 0.5, 0.999])
+    fz = f", frozen={tuple(frozen)!r}" if frozen else ""
+    bs = 2.0 if any(a[0] == "bn1d" for a in arch) else 0.0
+    c.add(f"key = MODULE({arch!r}, g, torch.{dt}{fz}, buffers_scale={bs})\n"
+          f"query = MODULE({arch!r}, g, torch.{dt}, buffers_scale={bs})",
+          ["key", "query", repr(m)], note=note or f"{dt}, layers {[a[0] for a in arch]}, m={m}",
+          return_inputs=True, **opt)
+
+
+def _momentum_variant(key, query, m=0.999, *, swap=False, target="key", buffers=False, noop=False):
+    with torch.no_grad():
+        if noop:
+            return None
+        a, b = (key, query) if target == "key" else (query, key)
+        w = (1 - m) if swap else m
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            pa.mul_(w).add_(pb, alpha=1 - w)
+        if buffers:
+            for ba, bb in zip(a.buffers(), b.buffers()):
+                if ba.is_floating_point():
+                    ba.mul_(w).add_(bb, alpha=1 - w)
+    return None
+
+
+def _in_place(ctx: judges.Context) -> judges.Verdict:
+    """The key encoder's parameter objects are updated in place (not replaced), values as the reference."""
+    v = judges.value(ctx)
+    if v.score < 1:
+        return v
+    after = ctx.reply.get("inputs_after") or []
+    if not after or not after[0].get("same_objects", False):
+        return judges.Verdict(0.0, "the key encoder's parameters were replaced by new objects: update them in place "
+                                   "(p_k.mul_(m).add_(p_q, alpha=1 - m) under torch.no_grad())")
+    return v
+
+
+MOMENTUM = FunctionSpec(
+    name="momentum_update", assignment="a3_contrastive", points=10.0, params=("key_encoder", "query_encoder", "m"),
+    reference=course_lib.momentum_update, mutated=(0,), observe=lambda out, after: [after[0], after[1]],
+    loops_allowed=99,                                  # looping over parameter tensors is the normal way
+    checks=[
+        CheckSpec("values", "theta_k <- m theta_k + (1 - m) theta_q for every parameter; the query encoder unchanged", 4.0,
+                  lambda c: [_m_case(c, arch=ARCHS[k % 3]) for k in range(4)]),
+        CheckSpec("edge", "m = 0 copies the query encoder, m = 1 changes nothing", 1.0,
+                  lambda c: [_m_case(c, m=0.0), _m_case(c, m=1.0)]),
+        CheckSpec("buffers_and_flags", "buffers untouched, requires_grad flags unchanged (frozen key encoder)", 1.5,
+                  lambda c: [_m_case(c, arch=ARCHS[2], frozen=("0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"),
+                                     note="a frozen key encoder with BatchNorm statistics"),
+                             _m_case(c, arch=ARCHS[2], dt="float32")]),
+        CheckSpec("in_place", "parameters are updated in place, without autograd", 1.5,
+                  lambda c: [_m_case(c, arch=ARCHS[1], note="parameters that require grad: needs torch.no_grad()")], _in_place),
+        errors_check(lambda c: [
+            _m_case(c, arch=ARCHS[0], m=1.5, note="m=1.5", meta={"arg": "m"}),
+            _m_case(c, arch=ARCHS[0], m=-0.1, note="m=-0.1", meta={"arg": "m"}),
+        ], 2.0),
+    ],
+    mistakes=[
+        Mistake("m_swapped", "m and 1 - m swapped: the key encoder keeps the fraction m of itself",
+                lambda *a: _momentum_variant(*a, swap=True)),
+        Mistake("query_updated", "the update applied to the query encoder instead of the key encoder",
+                lambda *a: _momentum_variant(*a, target="query")),
+        Mistake("buffers_updated", "buffers (BatchNorm statistics) averaged too: only parameters are updated",
+                lambda *a: _momentum_variant(*a, buffers=True)),
+        Mistake("no_update", "nothing updated in place (assigning to a loop variable does not change the module)",
+                lambda *a: _momentum_variant(*a, noop=True)),
+    ],
+)
+
+SPECS = [INFO_NCE, NT_XENT, MOMENTUM]

@@ -1,0 +1,178 @@
+"""Hidden checks for assignment a1_gans: discriminator_loss, generator_loss.
+
+Contract (docs/graded-api.md): losses on logits through softplus, stable for logits in [-1e4, 1e4].
+Known mistakes: the fake term's sign flipped, real/fake swapped, sums instead of means, log(sigmoid(x))
+computed directly (overflows), BCE on sigmoid probabilities (clamped at 100), the saturating and
+non-saturating generator losses swapped, the generator loss's sign flipped.
+
+Reference: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, section 3.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+import course_lib
+
+from . import judges
+from .build import dtype_check, errors_check, mutation_check, randn
+from .core import Cases, CheckSpec, FunctionSpec, Mistake
+
+__all__ = ["SPECS"]
+
+EXTREME = "torch.tensor([1e4, -1e4, 0.0, 5e3, -37.5], dtype=torch.{dt})"
+
+
+# ------------------------------------------------------------------------------------------------ discriminator
+def _d_values(c: Cases) -> None:
+    for k in range(4):
+        n, m, dt = c.randint(1, 12), c.randint(1, 12), c.dtype(k)
+        c.add(f"logits_real = {randn([n], dt, 3.0)}\nlogits_fake = {randn([m], dt, 3.0)}", "logits_real, logits_fake",
+              note=f"{dt}, N={n}, M={m}")
+
+
+def _d_stability(c: Cases) -> None:
+    for dt in ("float32", "float64"):
+        c.add(f"logits_real = {EXTREME.format(dt=dt)}\nlogits_fake = -{EXTREME.format(dt=dt)}", "logits_real, logits_fake",
+              note=f"{dt}, logits of +-1e4")
+    c.add(f"logits_real = {randn([6], 'float32', 1e4)}\nlogits_fake = {randn([5], 'float32', 1e4)}", "logits_real, logits_fake",
+          note="float32, logits scaled by 1e4")
+
+
+def _d_analytic(c: Cases) -> None:
+    c.add("logits_real = torch.zeros(3, dtype=torch.float64)\nlogits_fake = torch.zeros(5, dtype=torch.float64)",
+          "logits_real, logits_fake", note="all logits 0: the loss is 2 log 2")
+    c.add("logits_real = torch.full((2,), 40.0, dtype=torch.float64)\nlogits_fake = torch.full((3,), -40.0, dtype=torch.float64)",
+          "logits_real, logits_fake", note="a confident, correct discriminator: the loss is about 8.5e-18")
+
+
+def _d_grads(c: Cases) -> None:
+    for k in range(2):
+        n, m, dt = c.randint(2, 9), c.randint(2, 9), c.dtype(k)
+        c.add(f"logits_real = {randn([n], dt, 2.0)}\nlogits_fake = {randn([m], dt, 2.0)}", "logits_real, logits_fake",
+              note=f"{dt}, N={n}, M={m}", grad_wrt=(0, 1), grad=True)
+    c.add(f"logits_real = {EXTREME.format(dt='float32')}\nlogits_fake = -{EXTREME.format(dt='float32')}",
+          "logits_real, logits_fake", note="float32, logits of +-1e4", grad_wrt=(0, 1), grad=True)
+
+
+def _d_dtype(c: Cases, dt: str, device: str) -> None:
+    c.add(f"logits_real = {randn([4], dt)}\nlogits_fake = {randn([3], dt)}", "logits_real, logits_fake",
+          note=f"{dt} on {device}", device=device)
+
+
+def _d_mutation(c: Cases) -> None:
+    c.add(f"logits_real = {randn([5], 'float64')}\nlogits_fake = {randn([4], 'float64')}", "logits_real, logits_fake",
+          note="float64", return_inputs=True)
+
+
+def _d_errors(c: Cases) -> None:
+    c.add(f"logits_real = {randn([3, 2], 'float32')}\nlogits_fake = {randn([4], 'float32')}", "logits_real, logits_fake",
+          note="logits_real of shape [3, 2]", meta={"arg": "logits_real"})
+    c.add(f"logits_real = {randn([4], 'float32')}\nlogits_fake = {randn([2, 2], 'float32')}", "logits_real, logits_fake",
+          note="logits_fake of shape [2, 2]", meta={"arg": "logits_fake"})
+
+
+def _d_naive(lr, lf):
+    return -torch.log(torch.sigmoid(lr)).mean() - torch.log(1 - torch.sigmoid(lf)).mean()
+
+
+def _d_bce(lr, lf):
+    return (F.binary_cross_entropy(torch.sigmoid(lr), torch.ones_like(lr))
+            + F.binary_cross_entropy(torch.sigmoid(lf), torch.zeros_like(lf)))
+
+
+DISCRIMINATOR = FunctionSpec(
+    name="discriminator_loss", assignment="a1_gans", points=10.0, params=("logits_real", "logits_fake"),
+    reference=course_lib.discriminator_loss,
+    checks=[
+        CheckSpec("values", "matches mean(softplus(-logits_real)) + mean(softplus(logits_fake)) on random logits", 3.5, _d_values),
+        CheckSpec("stability", "finite and correct for logits of +-1e4", 1.5, _d_stability),
+        CheckSpec("analytic", "known values (2 log 2 at zero logits)", 1.0, _d_analytic),
+        CheckSpec("gradients", "gradients match the reference (and stay finite at +-1e4)", 1.5, _d_grads, judges.gradients),
+        dtype_check(_d_dtype),
+        mutation_check(_d_mutation),
+        errors_check(_d_errors, 1.5),
+    ],
+    mistakes=[
+        Mistake("fake_sign", "the fake term with its sign flipped: use softplus(+logits_fake), i.e. -log(1 - D(G(z)))",
+                lambda lr, lf: F.softplus(-lr).mean() + F.softplus(-lf).mean()),
+        Mistake("swapped", "the real and fake terms swapped: real logits go into softplus(-x), fake ones into softplus(+x)",
+                lambda lr, lf: F.softplus(lr).mean() + F.softplus(-lf).mean()),
+        Mistake("sum", "sums instead of means over the batch", lambda lr, lf: F.softplus(-lr).sum() + F.softplus(lf).sum()),
+        Mistake("naive_log_sigmoid", "log(sigmoid(x)) computed directly, which overflows for large logits: use "
+                "softplus (-log sigmoid(x) = softplus(-x))", _d_naive),
+        Mistake("bce_probabilities", "binary cross-entropy on sigmoid probabilities, which clamps the log at -100: "
+                "work on logits with softplus", _d_bce),
+    ],
+)
+
+
+# ------------------------------------------------------------------------------------------------ generator
+def _g_values(c: Cases) -> None:
+    for k in range(4):
+        m, dt, sat = c.randint(1, 12), c.dtype(k), bool(k // 2)
+        c.add(f"logits_fake = {randn([m], dt, 3.0)}", ["logits_fake", str(sat)], note=f"{dt}, M={m}, saturating={sat}")
+
+
+def _g_stability(c: Cases) -> None:
+    for sat in (False, True):
+        for dt in ("float32", "float64"):
+            c.add(f"logits_fake = {EXTREME.format(dt=dt)}", ["logits_fake", str(sat)], note=f"{dt}, logits of +-1e4, saturating={sat}")
+
+
+def _g_analytic(c: Cases) -> None:
+    c.add("logits_fake = torch.zeros(4, dtype=torch.float64)", ["logits_fake", "False"], note="zero logits: log 2")
+    c.add("logits_fake = torch.zeros(4, dtype=torch.float64)", ["logits_fake", "True"], note="zero logits, saturating: -log 2")
+
+
+def _g_grads(c: Cases) -> None:
+    for k, sat in enumerate((False, True)):
+        m, dt = c.randint(2, 9), c.dtype(k)
+        c.add(f"logits_fake = {randn([m], dt, 2.0)}", ["logits_fake", str(sat)], note=f"{dt}, M={m}, saturating={sat}",
+              grad_wrt=(0,), grad=True)
+    c.add(f"logits_fake = {EXTREME.format(dt='float32')}", ["logits_fake", "False"], note="float32, logits of +-1e4",
+          grad_wrt=(0,), grad=True)
+
+
+def _g_dtype(c: Cases, dt: str, device: str) -> None:
+    c.add(f"logits_fake = {randn([4], dt)}", ["logits_fake", "False"], note=f"{dt} on {device}", device=device)
+
+
+def _g_mutation(c: Cases) -> None:
+    c.add(f"logits_fake = {randn([5], 'float64')}", ["logits_fake", "True"], note="float64", return_inputs=True)
+
+
+def _g_errors(c: Cases) -> None:
+    c.add(f"logits_fake = {randn([3, 2], 'float32')}", ["logits_fake", "False"], note="logits_fake of shape [3, 2]",
+          meta={"arg": "logits_fake"})
+
+
+def _g_naive(lf, saturating=False):
+    if saturating:
+        return torch.log(1 - torch.sigmoid(lf)).mean()
+    return -torch.log(torch.sigmoid(lf)).mean()
+
+
+GENERATOR = FunctionSpec(
+    name="generator_loss", assignment="a1_gans", points=10.0, params=("logits_fake", "saturating"),
+    reference=course_lib.generator_loss,
+    checks=[
+        CheckSpec("values", "matches the non-saturating and saturating losses on random logits", 3.5, _g_values),
+        CheckSpec("stability", "finite and correct for logits of +-1e4 (both forms)", 1.5, _g_stability),
+        CheckSpec("analytic", "known values (log 2 and -log 2 at zero logits)", 1.0, _g_analytic),
+        CheckSpec("gradients", "gradients match the reference", 1.5, _g_grads, judges.gradients),
+        dtype_check(_g_dtype),
+        mutation_check(_g_mutation),
+        errors_check(_g_errors, 1.5),
+    ],
+    mistakes=[
+        Mistake("forms_swapped", "the saturating and non-saturating forms swapped: non-saturating (default) is "
+                "mean(softplus(-logits)), saturating is -mean(softplus(logits))",
+                lambda lf, saturating=False: course_lib.generator_loss(lf, not saturating)),
+        Mistake("sign", "the loss with the wrong sign", lambda lf, saturating=False: -course_lib.generator_loss(lf, saturating)),
+        Mistake("naive_log_sigmoid", "log(sigmoid(x)) computed directly, which overflows for large logits: use softplus",
+                _g_naive),
+    ],
+)
+
+SPECS = [DISCRIMINATOR, GENERATOR]

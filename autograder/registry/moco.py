@@ -1,0 +1,150 @@
+"""Hidden checks for the MoCo queue and loss of assignment a3_contrastive: enqueue, moco_loss.
+
+Known mistakes: an enqueue that drops the keys past the end instead of wrapping, returns ptr + N without the
+modulo, or does not advance the pointer; a moco_loss that lets gradient into the keys or the queue, puts the
+positive at the wrong index or multiplies by the temperature.
+
+Reference: He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020,
+Algorithm 1 (the dictionary as a queue; no gradient to the keys).
+"""
+from __future__ import annotations
+
+import torch
+
+import course_lib
+
+from . import judges
+from .build import dtype_check, errors_check, mutation_check, randn
+from .core import Cases, CheckSpec, FunctionSpec, Mistake
+
+__all__ = ["SPECS"]
+
+
+# ------------------------------------------------------------------------------------------------ enqueue
+def _e_case(c: Cases, *, k=None, n=None, ptr=None, ch=None, dt="float32", wrap=None, keys_grad=False, note="", **opt) -> None:
+    k = k or c.randint(4, 12)
+    ch = ch or c.randint(2, 5)
+    n = n or c.randint(1, k)
+    if ptr is None:
+        if wrap is None:
+            ptr = c.randint(0, k - 1)
+        elif wrap:
+            ptr = c.randint(max(0, k - n + 1), k - 1) if n > 1 else k - 1
+        else:
+            ptr = c.randint(0, k - n)
+    keys = randn([n, ch], dt) + (".requires_grad_(True)" if keys_grad else "")
+    c.add(f"queue = {randn([k, ch], dt)}\nkeys = {keys}", ["queue", str(ptr), "keys"],
+          note=note or f"{dt}, K={k}, N={n}, C={ch}, ptr={ptr}", return_inputs=True, **opt)
+
+
+def _enqueue_variant(queue, ptr, keys, *, mode):
+    k, n = queue.shape[0], keys.shape[0]
+    with torch.no_grad():
+        if mode == "drop":
+            end = min(k, ptr + n)
+            queue[ptr:end] = keys[: end - ptr].to(queue.dtype)
+            return (ptr + n) % k
+        idx = (ptr + torch.arange(n)) % k
+        queue[idx] = keys.detach().to(queue.dtype)
+    return ptr + n if mode == "no_modulo" else ptr
+
+
+def _detached_queue(ctx: judges.Context) -> judges.Verdict:
+    v = judges.value(ctx)
+    if v.score < 1:
+        return v
+    after = ctx.reply.get("inputs_after") or []
+    if after and after[0].get("requires_grad"):
+        return judges.Verdict(0.0, "the queue requires grad after the call: write keys.detach() into it (the queue holds "
+                                   "constants)")
+    return v
+
+
+ENQUEUE = FunctionSpec(
+    name="enqueue", assignment="a3_contrastive", points=10.0, params=("queue", "ptr", "keys"),
+    reference=course_lib.enqueue, mutated=(0,), observe=lambda out, after: [out, after[0]],
+    checks=[
+        CheckSpec("values", "rows ptr .. ptr + N - 1 become keys; returns (ptr + N) mod K", 3.0,
+                  lambda c: [_e_case(c, wrap=False, dt=("float32", "float64")[i % 2]) for i in range(3)]),
+        CheckSpec("wrap_around", "keys past the end wrap around to row 0 (N = K included)", 3.0, lambda c: [
+            _e_case(c, wrap=True, n=3, k=5),
+            _e_case(c, wrap=True),
+            _e_case(c, k=6, n=6, ptr=4, note="N = K = 6 from ptr=4: every row is overwritten"),
+            _e_case(c, k=4, n=1, ptr=3, note="the last row: the pointer wraps to 0"),
+        ]),
+        CheckSpec("detached", "keys are written detached: the queue never joins the autograd graph", 1.0,
+                  lambda c: [_e_case(c, wrap=True, keys_grad=True, note="keys that require grad")], _detached_queue),
+        mutation_check(lambda c: _e_case(c, wrap=True)),
+        errors_check(lambda c: [
+            _e_case(c, k=3, n=4, ptr=0, note="N=4 keys into a queue of K=3", meta={"arg": "keys"}),
+            c.add(f"queue = {randn([4, 3], 'float32')}\nkeys = {randn([2, 5], 'float32')}", ["queue", "0", "keys"],
+                  note="keys with C=5 for a queue with C=3", meta={"arg": "keys"}),
+        ], 2.5),
+    ],
+    mistakes=[
+        Mistake("drops", "an enqueue that drops the keys past the end instead of wrapping them to row 0",
+                lambda *a: _enqueue_variant(*a, mode="drop")),
+        Mistake("no_modulo", "the new pointer returned without the modulo: (ptr + N) % K",
+                lambda *a: _enqueue_variant(*a, mode="no_modulo")),
+        Mistake("ptr_not_advanced", "the pointer returned unchanged: return (ptr + N) % K",
+                lambda *a: _enqueue_variant(*a, mode="same")),
+    ],
+)
+
+
+# ------------------------------------------------------------------------------------------------ moco_loss
+def _q_case(c: Cases, dt: str, *, n=None, ch=None, k=None, t=None, note="", **opt) -> None:
+    n, ch, k = n or c.randint(1, 6), ch or c.randint(2, 6), k or c.randint(1, 12)
+    t = t if t is not None else c.choice([0.07, 0.2, 0.5])
+    norm = lambda shape: f"F.normalize({randn(shape, dt)}, dim=1)"  # noqa: E731
+    c.add(f"q = {norm([n, ch])}\nk = {norm([n, ch])}\nqueue = {norm([k, ch])}", ["q", "k", "queue", repr(t)],
+          note=note or f"{dt}, N={n}, C={ch}, K={k}, temperature={t}", **opt)
+
+
+def _moco_variant(q, k, queue, t=0.07, *, detach_k=True, detach_queue=True, pos_last=False, scale=False):
+    kk = k.detach() if detach_k else k
+    qq = queue.detach() if detach_queue else queue
+    l_pos = (q * kk).sum(-1, keepdim=True)
+    l_neg = q @ qq.T
+    logits = torch.cat([l_neg, l_pos] if pos_last else [l_pos, l_neg], 1)
+    logits = logits * t if scale else logits / t
+    return (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
+
+
+MOCO = FunctionSpec(
+    name="moco_loss", assignment="a3_contrastive", points=10.0, params=("q", "k", "queue", "temperature"),
+    reference=course_lib.moco_loss,
+    checks=[
+        CheckSpec("values", "cross-entropy of [q.k, q @ queue.T] / temperature with target 0", 3.0,
+                  lambda c: [_q_case(c, c.dtype(i)) for i in range(4)]),
+        CheckSpec("stability", "finite and correct at temperature 1e-3", 1.0,
+                  lambda c: [_q_case(c, dt, t=1e-3, note=f"{dt}, temperature 1e-3") for dt in ("float32", "float64")]),
+        CheckSpec("analytic", "k = q and a queue orthogonal to q: log(1 + K exp(-1/t))", 0.5, lambda c: c.add(
+            "q = torch.eye(4, dtype=torch.float64)[:2]\nqueue = torch.eye(4, dtype=torch.float64)[2:]",
+            ["q", "q", "queue", "0.5"], note="k = q, queue orthogonal to every query")),
+        CheckSpec("gradients", "the gradient wrt q matches the reference", 1.5,
+                  lambda c: [_q_case(c, c.dtype(i), grad_wrt=(0,), grad=True) for i in range(2)], judges.gradients),
+        CheckSpec("stop_gradient", "no gradient flows into k or the queue", 1.5,
+                  lambda c: [_q_case(c, c.dtype(i), grad_wrt=(0, 1, 2), grad=True, meta={"stop": [1, 2]}) for i in range(2)],
+                  judges.stop_gradient),
+        dtype_check(lambda c, dt, dev: _q_case(c, dt, note=f"{dt} on {dev}", device=dev)),
+        mutation_check(lambda c: _q_case(c, "float64", return_inputs=True)),
+        errors_check(lambda c: [
+            _q_case(c, "float32", n=2, ch=3, k=4, t=0.0, note="temperature=0", meta={"arg": "temperature"}),
+            c.add(f"q = {randn([2, 3], 'float32')}\nqueue = {randn([4, 5], 'float32')}", ["q", "q", "queue", "0.07"],
+                  note="queue with C=5 for queries with C=3", meta={"arg": "queue"}),
+        ], 1.5),
+    ],
+    mistakes=[
+        Mistake("grad_into_k", "moco_loss with gradient into k: the keys come from the momentum encoder, use k.detach()",
+                lambda *a: _moco_variant(*a, detach_k=False), grads=True),
+        Mistake("grad_into_queue", "gradient into the queue: use queue.detach()",
+                lambda *a: _moco_variant(*a, detach_queue=False), grads=True),
+        Mistake("positive_index", "the positive at the wrong index: logits = [q.k, q @ queue.T] with target 0",
+                lambda *a: _moco_variant(*a, pos_last=True)),
+        Mistake("temperature_multiplied", "logits multiplied by the temperature instead of divided by it",
+                lambda *a: _moco_variant(*a, scale=True)),
+    ],
+)
+
+SPECS = [ENQUEUE, MOCO]

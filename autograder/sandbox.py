@@ -1,0 +1,397 @@
+"""The grader's side of the sandbox: start the zygote, hand it jobs, watch the workers, collect their replies.
+
+One :class:`Sandbox` serves one grading run (or a batch slot). ``run_function`` sends one graded function
+with its cases and returns one outcome per case. Each case has a wall-clock limit, measured from the previous
+reply; when it runs out, the worker's whole process tree is killed, that case is marked as timed out and a
+fresh worker continues with the remaining cases. After ``max_failures`` timeouts or crashes the rest of the
+function's cases are marked as not run, so an infinite loop costs at most ``max_failures`` case limits.
+
+Pipes per job (created here, passed to the zygote with SCM_RIGHTS): results (runner -> grader, wire
+messages), status (supervisor -> grader: started / exited with exit status, peak RSS and CPU time), kill
+(grader -> supervisor: closing it kills the runner). ``run_function`` returns only after the supervisor has
+reported that the runner and everything it started are gone.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .paths import PKG_DIR, default_hidden_paths, python_paths
+
+# torch-free at import time: the CLI starts the zygote before it imports torch itself (wire and worker, which
+# import torch, are loaded on first use).
+MODES = ("root", "userns", "landlock", "plain")
+
+__all__ = ["SandboxConfig", "Sandbox", "CaseOutcome", "FunctionRun", "SandboxError"]
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the student's code): the grader reports an internal error."""
+
+
+@dataclass
+class SandboxConfig:
+    """Limits and run mode for every worker (see the README's threat model for what each mode protects)."""
+
+    mode: str = "auto"                 # auto | root | userns | landlock | plain
+    case_timeout_s: float = 5.0        # wall clock per case (from the previous reply)
+    setup_timeout_s: float = 10.0      # wall clock for defining the student's code
+    cpu_s_per_case: float = 5.0        # CPU seconds per case (RLIMIT_CPU = this x cases + setup)
+    memory_mb: int = 768               # RLIMIT_AS of the worker (absolute; see README for the measurement)
+    nproc: int = 32                    # processes/threads the worker may add for its user
+    fsize_mb: int = 16                 # largest file the worker may write
+    tmp_mb: int = 64                   # size of its private /tmp
+    nofile: int = 256
+    max_output_mb: int = 64            # bytes a worker may send back for one function
+    max_failures: int = 2              # timeouts/crashes per function before its remaining cases are skipped
+    landlock: bool = True
+    cuda: bool | None = None           # CUDA cases (None: when the grader sees a GPU); lifts RLIMIT_AS, /dev writable
+    hide: tuple[str, ...] = ()         # extra paths to hide from the worker
+
+    def __post_init__(self):
+        if self.mode != "auto" and self.mode not in MODES:
+            raise ValueError(f"sandbox mode must be auto or one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("case_timeout_s", "setup_timeout_s", "cpu_s_per_case"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.memory_mb < 64:
+            raise ValueError(f"memory_mb must be >= 64, got {self.memory_mb}")
+
+
+@dataclass
+class CaseOutcome:
+    reply: dict | None = None          # the runner's reply (status ok / raised / ...)
+    failure: str | None = None         # why there is no reply: timeout, crash, exit, bad output, not run
+    kind: str = "reply"                # reply | timeout | crash | not-run | bad-output
+
+
+@dataclass
+class FunctionRun:
+    setup: dict | None = None
+    setup_failure: str | None = None
+    outcomes: dict[str, CaseOutcome] = field(default_factory=dict)
+    maxrss_kb: int = 0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    workers: int = 0
+
+
+_SIGNALS = {
+    signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV)",
+    signal.SIGBUS: "crashed with a bus error (SIGBUS)",
+    signal.SIGABRT: "aborted (SIGABRT)",
+    signal.SIGFPE: "crashed with a floating-point exception (SIGFPE)",
+    signal.SIGILL: "crashed with an illegal instruction (SIGILL)",
+    signal.SIGXCPU: "used up its CPU-time limit (SIGXCPU)",
+    signal.SIGXFSZ: "wrote a file larger than the limit (SIGXFSZ)",
+}
+
+
+class Sandbox:
+    """A zygote process plus the logic to run graded functions in isolated workers."""
+
+    def __init__(self, config: SandboxConfig | None = None, hide: tuple[str, ...] = ()):
+        self.config = config or SandboxConfig()
+        self.hidden = default_hidden_paths(tuple(self.config.hide) + tuple(hide))
+        self.expose = python_paths(self.hidden)
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.info: dict | None = None
+        self._job = 0
+        self._lock = threading.Lock()                  # jobs may be sent from several threads
+        self._ready_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    def start(self) -> "Sandbox":
+        """Launch the zygote (returns at once; :meth:`ready` waits for it)."""
+        if self.proc is not None:
+            return self
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        boot = (
+            "import sys; sys.path[:0] = sys.argv[3:]; import autograder.worker as w; "
+            "del sys.path[0]; w.zygote_main(int(sys.argv[1]), sys.argv[2])"
+        )
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "HOME": "/nonexistent", "MALLOC_ARENA_MAX": "2"}
+        for key in ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        argv = [sys.executable, "-I", "-S", "-c", boot, str(child.fileno()), self.config.mode, str(PKG_DIR.parent)]
+        argv += [p for p in self.expose if p != str(PKG_DIR.parent)]
+        self.proc = subprocess.Popen(argv, pass_fds=(child.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        child.close()
+        self.sock = parent
+        return self
+
+    def ready(self, timeout: float = 180.0) -> dict:
+        """Wait for the zygote's hello; raises SandboxError when it cannot start or no mode works."""
+        with self._ready_lock:                         # grading threads may ask at the same time
+            return self._ready(timeout)
+
+    def _ready(self, timeout: float) -> dict:
+        if self.info is not None:
+            return self.info
+        self.start()
+        from .worker import recv_msg
+
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        got = recv_msg(self.sock) if ready else None
+        if got is None:
+            err = b""
+            if self.proc.poll() is not None and self.proc.stderr:
+                err = self.proc.stderr.read()[-2000:]
+            self.close()
+            raise SandboxError(f"the worker process did not start: {err.decode(errors='replace').strip() or 'no reply'}")
+        self.info = got[0]
+        if not self.info.get("mode"):
+            self.close()
+            raise SandboxError(f"sandbox mode {self.config.mode!r} is not available here (available: {self.info.get('available')})")
+        if self.info["mode"] == "plain" and os.geteuid() != 0:
+            from .isolation import set_dumpable
+
+            set_dumpable(False)                        # same-uid workers cannot ptrace or read this process's memory
+        return self.info
+
+    @property
+    def cuda(self) -> bool:
+        """Whether CUDA cases run: the config's choice, else whether the grader's torch sees a GPU (decided here,
+        in the grader: the zygote must never initialise CUDA before it forks)."""
+        if self.config.cuda is not None:
+            return bool(self.config.cuda)
+        import torch
+
+        return bool(torch.cuda.is_available())
+
+    @property
+    def mode(self) -> str:
+        return self.ready()["mode"]
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            if self.proc.stderr:
+                self.proc.stderr.close()
+            self.proc = None
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def zygote_rss_kb(self) -> int:
+        """Peak resident memory of the zygote (VmHWM), 0 when unknown."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except (OSError, AttributeError):
+            pass
+        return 0
+
+    # ------------------------------------------------------------------------------------------ running
+    def run_function(self, function: str, statements: list[dict], cases: list[dict]) -> FunctionRun:
+        """Run the student's ``function`` on every case (dicts with an ``id``); one outcome per case."""
+        info = self.ready()
+        run = FunctionRun()
+        start = time.monotonic()
+        remaining = list(cases)
+        failures = 0
+        while remaining:
+            if failures >= self.config.max_failures:
+                for case in remaining:
+                    run.outcomes[case["id"]] = CaseOutcome(
+                        failure=f"not run: the function already failed {failures} times (timeouts or crashes)", kind="not-run")
+                break
+            got_setup, replies, failure, kind, exited = self._one_worker(info["mode"], function, statements, remaining)
+            run.workers += 1
+            run.maxrss_kb = max(run.maxrss_kb, int(exited.get("maxrss_kb") or 0))
+            run.cpu_s += float(exited.get("cpu_s") or 0.0)
+            if run.setup is None:
+                run.setup = got_setup
+            for case_id, reply in replies.items():
+                run.outcomes[case_id] = CaseOutcome(reply=reply)
+            pending = [c for c in remaining if c["id"] not in run.outcomes]
+            if failure is None or not pending:
+                remaining = pending
+                if failure is not None and got_setup is None:
+                    run.setup_failure = failure
+                if failure is None and pending:
+                    why = _undefined(got_setup)
+                    for case in pending:
+                        run.outcomes[case["id"]] = CaseOutcome(failure=why, kind="crash")
+                    remaining = []
+                continue
+            if got_setup is None:                        # died while defining the code: no point retrying
+                run.setup_failure = failure
+                for case in pending:
+                    run.outcomes[case["id"]] = CaseOutcome(failure=f"while defining your code, the worker {failure}", kind=kind)
+                break
+            run.outcomes[pending[0]["id"]] = CaseOutcome(failure=f"the worker {failure}", kind=kind)
+            failures += 1
+            remaining = pending[1:]
+        run.wall_s = time.monotonic() - start
+        return run
+
+    def _one_worker(self, mode: str, function: str, statements: list[dict], cases: list[dict]):
+        cfg = self.config
+        with self._lock:
+            self._job += 1
+            job_id = self._job
+        workdir = None
+        if mode in ("landlock", "plain"):
+            import tempfile
+
+            workdir = tempfile.mkdtemp(prefix="ag-work-")
+        job = {
+            "job": job_id, "function": function, "statements": statements, "cases": cases,
+            "hide": self.hidden, "expose": self.expose, "workdir": workdir, "landlock": cfg.landlock, "cuda": self.cuda,
+            "hard_timeout": cfg.setup_timeout_s + cfg.case_timeout_s * (len(cases) + 1),
+            "limits": {"as_mb": cfg.memory_mb, "cpu_s": int(cfg.setup_timeout_s + cfg.cpu_s_per_case * len(cases)) + 1,
+                       "nproc": cfg.nproc, "fsize_mb": cfg.fsize_mb, "tmp_mb": cfg.tmp_mb, "nofile": cfg.nofile},
+        }
+        res_r, res_w = os.pipe()
+        st_r, st_w = os.pipe()
+        kill_r, kill_w = os.pipe()
+        from .worker import send_msg
+
+        try:
+            with self._lock:
+                send_msg(self.sock, job, [res_w, st_w, kill_r])
+        except OSError as exc:
+            for fd in (res_r, res_w, st_r, st_w, kill_r, kill_w):
+                os.close(fd)
+            raise SandboxError(f"cannot reach the worker process: {exc}") from None
+        for fd in (res_w, st_w, kill_r):
+            os.close(fd)
+        try:
+            return self._watch(res_r, st_r, kill_w, cases)
+        finally:
+            for fd in (res_r, st_r):
+                os.close(fd)
+            try:
+                os.close(kill_w)
+            except OSError:
+                pass
+            if workdir:
+                import shutil
+
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def _watch(self, res_r: int, st_r: int, kill_w: int, cases: list[dict]):
+        from . import wire
+        from .replies import clean_reply
+
+        cfg = self.config
+        limit = wire.Limits(max_body=cfg.max_output_mb << 20)
+        results, status = wire.Reassembler(limit), wire.Reassembler(wire.Limits())
+        setup, replies, exited, started = None, {}, {}, {}
+        failure, kind, killed = None, "crash", False
+        received, done = 0, False
+        deadline = time.monotonic() + cfg.setup_timeout_s + cfg.case_timeout_s
+        open_fds = {res_r, st_r}
+
+        def kill(reason: str, k: str) -> None:
+            nonlocal failure, kind, killed
+            if not killed:
+                failure, kind, killed = reason, k, True
+                try:
+                    os.close(kill_w)
+                except OSError:
+                    pass
+
+        while st_r in open_fds:
+            timeout = max(0.0, deadline - time.monotonic()) if not killed else 30.0
+            ready, _, _ = select.select(list(open_fds), [], [], timeout)
+            if not ready:
+                if killed:                              # the supervisor itself is gone: kill the runner directly
+                    if started.get("pid"):
+                        try:
+                            os.kill(int(started["pid"]), signal.SIGKILL)
+                        except OSError:
+                            pass
+                    break
+                kill(f"timed out (limit {cfg.case_timeout_s:g} s per check; an infinite loop, or far too slow)", "timeout")
+                continue
+            for fd in ready:
+                data = os.read(fd, 1 << 20)
+                if not data:
+                    open_fds.discard(fd)
+                    continue
+                if fd == res_r:
+                    received += len(data)
+                    if received > (cfg.max_output_mb << 20):
+                        kill(f"sent more than {cfg.max_output_mb} MB of results", "bad-output")
+                        continue
+                    try:
+                        msgs = results.feed(data)
+                    except wire.WireError as exc:
+                        kill(f"sent malformed data to the grader ({exc})", "bad-output")
+                        continue
+                    for raw in msgs:
+                        msg = clean_reply(raw)
+                        if msg is None:
+                            kill("sent malformed data to the grader", "bad-output")
+                        elif msg.get("kind") == "setup" and setup is None:
+                            setup = msg
+                        elif msg.get("kind") == "case" and isinstance(msg.get("id"), str) and msg["id"] not in replies:
+                            replies[msg["id"]] = msg
+                        elif msg.get("kind") == "done":
+                            done = True
+                        if not killed:
+                            deadline = time.monotonic() + cfg.case_timeout_s
+                else:
+                    for msg in status.feed(data):
+                        if msg.get("event") == "started":
+                            started = msg
+                        elif msg.get("event") == "exited":
+                            exited = msg
+                        elif msg.get("event") == "error":
+                            raise SandboxError(msg.get("message", "sandbox error"))
+        if not exited and not killed:
+            raise SandboxError("the supervisor process vanished without a report")
+        if failure is None and not done:
+            failure, kind = _describe_exit(exited, cfg), "crash"
+        return setup, replies, failure, kind, exited
+
+
+def _undefined(setup: dict | None) -> str:
+    """Why a worker answered no case although it did not crash: the function could not be defined."""
+    if setup and not setup.get("defined"):
+        errors = setup.get("errors") or []
+        if errors:
+            e = errors[-1]
+            return (f"the function could not be defined: cell {e['cell']}, line {e['line']} raised {e['type']}: "
+                    f"{e['message'][:200]}")
+        return f"the function could not be defined (the name is bound to a {setup.get('type') or 'non-function'})"
+    return "the worker stopped without answering"
+
+
+def _describe_exit(exited: dict, cfg: SandboxConfig) -> str:
+    sig, code = exited.get("signal"), exited.get("code")
+    if exited.get("killed") == "deadline":
+        return "ran past the overall time limit and was stopped"
+    if sig is not None:
+        if sig in _SIGNALS:
+            return _SIGNALS[sig]
+        if sig == signal.SIGKILL:
+            return f"was killed (SIGKILL; most likely it went over the {cfg.memory_mb} MB memory limit)"
+        return f"was killed by signal {signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig}"
+    return (f"exited (exit status {code}) instead of returning: graded code must not call sys.exit(), "
+            "os._exit(), quit() or exit()")
