@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml scripts/setup_venv.sh
 	bash scripts/setup_venv.sh $(VENV) dev
 	@touch $@
 
-demo: $(STAMP)
+demo: release
 	$(PY) -m course_lib.selfcheck
 	$(PY) -m course_lib.bench
+	$(PY) scripts/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
