@@ -224,8 +224,10 @@ def check(name: str, fn: Callable) -> bool:
         try:
             ok, why = _run(name, fn, case)
         except NotImplementedError:
-            print(f"  {name} is not implemented yet: replace `raise NotImplementedError()` with your code.")
-            return False
+            # stop the notebook here: later cells would only fail less clearly
+            raise NotImplementedError(
+                f"{name} is not implemented yet: replace `raise NotImplementedError()` in its cell with your code"
+            ) from None
         except Exception as exc:
             ok, why = False, f"raised {type(exc).__name__}: {exc}"
         passed += ok

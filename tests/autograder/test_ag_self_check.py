@@ -20,13 +20,13 @@ def test_every_reference_passes_its_self_check(name, capsys):
     assert "FAIL" not in out and out.count("PASS") >= 2
 
 
-def test_an_untouched_scaffold_gets_a_friendly_not_implemented_message(capsys):
+def test_an_untouched_scaffold_stops_the_notebook_with_a_friendly_message():
     def nt_xent_loss(z_a, z_b, temperature=0.5):
         raise NotImplementedError()
 
-    assert check("nt_xent_loss", nt_xent_loss) is False
-    out = capsys.readouterr().out
-    assert "not implemented yet" in out and "Traceback" not in out
+    with pytest.raises(NotImplementedError, match="nt_xent_loss is not implemented yet") as info:
+        check("nt_xent_loss", nt_xent_loss)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 def test_wrong_code_fails_with_a_reason_per_case(capsys):

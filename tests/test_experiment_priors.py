@@ -1,0 +1,132 @@
+"""Does the learned-prior experiment of a4_rendering (a DeepSDF-style auto-decoder on glyphs against an
+encoder) condition, train and complete as described, and reach the numbers the notebook states?"""
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from course_lib import positional_encoding
+from course_lib.experiments import autodecoder as ad
+
+SMOKE_ENV = {**os.environ, "COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One CPU thread (faster for these small networks on a busy 2-core machine); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _field(exp: ad.PriorExperiment, seed: int = 0) -> ad.ConditionedField:
+    torch.manual_seed(seed)
+    return ad.ConditionedField(lambda c: positional_encoding(c, exp.num_freqs), 2 * (1 + 2 * exp.num_freqs),
+                               exp.latent, exp.width, exp.depth)
+
+
+def _top_half(size: int) -> torch.Tensor:
+    visible = torch.zeros(size, size, dtype=torch.bool)
+    visible[: size // 2] = True
+    return visible
+
+
+def _state(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_the_field_is_conditioned_on_the_code_by_concatenation():
+    exp = ad.PriorExperiment.smoke()
+    field = _field(exp)
+    coords = torch.rand(3, 10, 2) * 2 - 1
+    z = torch.randn(1, exp.latent)
+    out = field(torch.cat([z, z, torch.randn(1, exp.latent)]), coords[[0, 0, 0]])
+    assert out.shape == (3, 10)
+    assert torch.equal(out[0], out[1]), "the same code and points must give the same values"
+    assert not torch.allclose(out[0], out[2]), "another code must draw another shape"
+    assert field.net[0].in_features == exp.latent + 2 * (1 + 2 * exp.num_freqs)
+
+
+def test_glyph_masks_split_into_unseen_test_glyphs():
+    exp = ad.PriorExperiment.smoke()
+    train, test = ad.load_glyph_masks(exp)
+    assert train.shape == (exp.n_train, 32, 32) and test.shape == (exp.n_test, 32, 32)
+    assert float(train.min()) >= 0 and float(train.max()) <= 1
+    # no test glyph is a copy of a training glyph
+    dist = torch.cdist(test.reshape(exp.n_test, -1), train.reshape(exp.n_train, -1))
+    assert float(dist.min()) > 0
+
+
+def test_hidden_mse_and_blanking_use_exactly_the_hidden_pixels():
+    masks = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(0))
+    visible = _top_half(4)
+    pred = masks.clone()
+    pred[:, 2:] += 0.5                                      # wrong by 0.5 on the hidden half only
+    assert ad.hidden_mse(pred, masks, visible) == pytest.approx(0.25)
+    assert ad.hidden_mse(pred, masks, ~visible) == pytest.approx(0.0)
+    blank = ad.blank_hidden(masks, visible)
+    assert blank.shape == (2, 1, 4, 4)
+    assert torch.equal(blank[:, 0, :2], masks[:, :2]) and torch.equal(blank[:, 0, 2:], torch.zeros(2, 2, 4))
+
+
+def test_auto_decoding_trains_one_code_per_glyph_and_lowers_the_loss():
+    exp = replace(ad.PriorExperiment.smoke(), steps=150)
+    train, _ = ad.load_glyph_masks(exp)
+    codes, history = ad.train_autodecoder(_field(exp), train, exp, CPU, progress=False)
+    assert codes.shape == (exp.n_train, exp.latent) and not codes.requires_grad
+    assert history[-1][1] < 0.7 * history[0][1], history
+
+
+def test_fitting_codes_changes_only_the_codes_and_fits_the_visible_pixels():
+    exp = replace(ad.PriorExperiment.smoke(), fit_steps=30)
+    train, test = ad.load_glyph_masks(exp)
+    field = _field(exp)
+    ad.train_autodecoder(field, train, exp, CPU, progress=False)
+    before = _state(field)
+    visible = _top_half(exp.size)
+    codes, snapshots = ad.fit_codes(field, test, visible, exp, CPU, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in field.state_dict().items()), "the network must stay frozen"
+    assert all(p.requires_grad for p in field.parameters()), "requires_grad must be restored"
+    assert codes.shape == (exp.n_test, exp.latent) and len(snapshots) == exp.snapshots
+    assert torch.allclose(snapshots[0], ad.predict(field, torch.zeros(exp.n_test, exp.latent), exp, CPU))
+    assert torch.allclose(snapshots[-1], ad.predict(field, codes, exp, CPU))
+    assert ad.hidden_mse(snapshots[-1], test, ~visible) < ad.hidden_mse(snapshots[0], test, ~visible)
+
+
+def test_the_encoder_is_trained_through_a_frozen_decoder():
+    exp = replace(ad.PriorExperiment.smoke(), encoder_steps=5)
+    train, _ = ad.load_glyph_masks(exp)
+    field = _field(exp)
+    before = _state(field)
+    enc, history = ad.train_encoder(field, train, _top_half(exp.size), exp, CPU, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in field.state_dict().items())
+    assert enc(torch.zeros(2, 1, 32, 32)).shape == (2, exp.latent) and len(history) == 2
+
+
+def test_experiment_reports_an_unimplemented_encoding_clearly():
+    def todo(*args, **kwargs):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError, match="positional_encoding"):
+        ad.run(todo, ad.PriorExperiment.smoke(), progress=False)
+
+
+def test_cli_smoke_run_prints_both_errors_last():
+    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.autodecoder"], capture_output=True,
+                         text=True, env=SMOKE_ENV, timeout=300)
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("mse_hidden_autodecoder=") and "mse_hidden_encoder=" in last
+
+
+@pytest.mark.slow
+def test_default_settings_reach_the_stated_numbers():
+    m = ad.run(exp=ad.PriorExperiment(), progress=False, device=CPU)["metrics"]
+    assert m["mse_hidden_autodecoder"] <= 0.85 * m["mse_hidden_mean_glyph"], m
+    assert m["mse_hidden_encoder"] <= 0.7 * m["mse_hidden_mean_glyph"], m
+    assert m["mse_hidden_encoder"] < m["mse_hidden_autodecoder"], m
