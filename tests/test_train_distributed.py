@@ -48,8 +48,25 @@ def _views(dtype=torch.float64):
     return torch.rand(N, 3, 16, 16, generator=g).to(dtype), torch.rand(N, 3, 16, 16, generator=g).to(dtype)
 
 
+def _finish() -> None:
+    """Wait for every rank before tearing the group down: a gloo pair closed while its peer still talks aborts."""
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def _spawn(fn, tmp_path) -> list[dict]:
-    mp.spawn(fn, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    """Run ``fn`` on WORLD ranks and load what each wrote.
+
+    A worker killed by a signal (a gloo transport abort at start-up or teardown, seen once on a loaded CI
+    machine) is retried once on a fresh port; a Python exception in a worker is never retried.
+    """
+    for attempt in (1, 2):
+        try:
+            mp.spawn(fn, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+            break
+        except mp.ProcessExitedException:
+            if attempt == 2:
+                raise
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
 
@@ -67,7 +84,7 @@ def _simclr_worker(rank, port, out):
         local = nt_xent_loss(model(x_a[part]), model(x_b[part]), 0.5)      # this rank's negatives only
     torch.save({"loss": loss.detach(), "local_loss": local, "grads": [p.grad for p in model.parameters()]},
                os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def _gather_grad_worker(rank, port, out):
@@ -77,7 +94,7 @@ def _gather_grad_worker(rank, port, out):
     weights = torch.arange(12, dtype=torch.float64).view(4, 3) * (rank + 1)     # a different loss per rank
     (g * weights).sum().backward()
     torch.save({"gathered": g.detach(), "grad": x.grad}, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def _moco_worker(rank, port, out):
@@ -98,7 +115,7 @@ def _moco_worker(rank, port, out):
     obj.after_step()
     torch.save({"queue": obj.queue.clone(), "ptr": obj.ptr, "keys": obj._keys.clone(), "loss": loss.detach()},
                os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def _shuffle_worker(rank, port, out):
@@ -108,7 +125,7 @@ def _shuffle_worker(rank, port, out):
     shuffled, inverse = shuffle_across_ranks(x, gen)
     back = unshuffle_across_ranks(shuffled * 2, inverse)                                 # any row-wise map
     torch.save({"x": x, "shuffled": shuffled, "back": back}, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 # ------------------------------------------------------------------------------------------------- tests

@@ -364,13 +364,15 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     env = init_distributed(cfg.device)
+    finished = False
     try:
         train(cfg, env)
+        finished = True
     except ValueError as exc:                    # bad data / checkpoint: a clear message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        shutdown_distributed()
+        shutdown_distributed(wait=finished)      # a failed rank must not wait for peers that may never come
     return 0
 
 

@@ -113,8 +113,12 @@ def init_distributed(device: str | None = None, backend: str | None = None) -> D
     return DistEnv(rank, world, local, dev, backend)
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(wait: bool = True) -> None:
+    """Destroy the process group; with ``wait``, after a barrier (closing a gloo pair that a peer still uses
+    aborts the peer). Pass ``wait=False`` on an error path, where the other ranks may never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

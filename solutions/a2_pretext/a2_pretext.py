@@ -111,6 +111,16 @@ def rotate_batch_loop(images):
     ### END SOLUTION
 
 # %% [markdown]
+# Try it on one 2×2 image. Turned a quarter counter-clockwise (as `np.rot90` turns), `[[1, 2], [3, 4]]`
+# becomes `[[2, 4], [1, 3]]`; two turns give `[[4, 3], [2, 1]]`.
+
+# %% [code]
+tiny = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])                      # [N=1, C=1, 2, 2]
+tiny_turns, tiny_labels = rotate_batch_loop(tiny)
+for k in range(4):
+    print(f"label {int(tiny_labels[k])}: {tiny_turns[k, 0].int().tolist()}")
+
+# %% [markdown]
 # ### Task 1: `rotate_batch`
 #
 # Now the graded, vectorised version: no Python loop over images or pixels. `torch.rot90(x, k, dims=(-2, -1))`
@@ -345,6 +355,17 @@ def attention_color_propagation_loop(ref_feats, tgt_feats, ref_colors, temperatu
                 out[n, :, yt, xt] = ref_cols @ weights
     return out
     ### END SOLUTION
+
+# %% [markdown]
+# A quick test of the loop version: when the target frame *is* the reference frame and the features are unit
+# vectors, each position is most similar to itself, and at a low temperature the attention copies every colour
+# to where it already was.
+
+# %% [code]
+unit_feats = F.normalize(torch.randn(1, 16, 3, 3, dtype=torch.float64), dim=1)      # [B, D, H, W], unit length
+demo_colours = torch.rand(1, 3, 3, 3, dtype=torch.float64)                             # [B, C, H, W]
+copied = attention_color_propagation_loop(unit_feats, unit_feats, demo_colours, temperature=0.01)
+print("identical frames at temperature 0.01 copy the colours:", torch.allclose(copied, demo_colours, atol=1e-4))
 
 # %% [markdown]
 # ### Task 2: `attention_color_propagation`
