@@ -35,3 +35,13 @@ def gen() -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(1234)
     return g
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One CPU thread for a module of small-network training tests (faster than two on a busy 2-core machine);
+    the caller's setting is restored afterwards. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

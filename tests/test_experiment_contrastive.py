@@ -21,13 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "realdata"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One CPU thread (faster on a busy 2-core machine); the caller's setting is restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _todo(*args, **kwargs):

@@ -20,13 +20,7 @@ LEGO = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "nerf_lego"
 SMOKE_ENV = {**os.environ, "COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread (faster for these small networks on a busy 2-core machine); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ConstantField(nn.Module):
