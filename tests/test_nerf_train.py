@@ -151,7 +151,7 @@ def test_presets_validate_and_differ_as_documented():
 @pytest.mark.parametrize(
     "argv,message",
     [
-        ([], "--data"),
+        (["--threads", "0"], "--threads must be >= 1"),
         (["--data", "/nonexistent.npz"], "no such file"),
         (["--data", "{npz}", "--minutes", "0"], "--minutes must be > 0"),
         (["--data", "{npz}", "--holdout", "40"], "--holdout must be in"),
@@ -176,6 +176,13 @@ def test_bench_cli_prints_a_markdown_table_for_both_presets(scene, tmp_path, cap
     assert rc == 0
     assert "| training time | plain | fast |" in out and "| 0.01 min |" in out and "| 0.02 min |" in out
 
+
+
+def test_bench_cli_runs_offline_on_the_synthetic_scene_without_data(capsys):
+    rc = bench_main(["--minutes", "0.01", "--holdout", "2", "--presets", "fast", "--quiet", "--threads", "1",
+                     "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "synthetic scene" in out and "0.01 min" in out
 
 @pytest.mark.realdata
 @pytest.mark.skipif(not LEGO.is_file(), reason="shared real data (nerf_lego) not available")

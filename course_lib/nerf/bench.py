@@ -1,6 +1,6 @@
 """Side-by-side benchmark of the TinyNeRF presets on one scene.
 
-    python -m course_lib.nerf.bench --data FILE.npz --minutes 10 --holdout 10 [--markdown]
+    python -m course_lib.nerf.bench [--data FILE.npz] --minutes 10 --holdout 10 [--markdown]
 
 Trains "plain" and then "fast" (same data, held-out views and seed, one after the other in this process) and
 prints the held-out PSNR of each at 1, 2, 5 and 10 minutes of training (times up to ``--minutes``; evaluation
@@ -8,7 +8,8 @@ time is not counted). With CUDA available it then measures, on the GPU, the trai
 to reach 25 dB (evaluated every 5 s, up to ``--gpu-minutes``).
 
 The data file is in the tiny-NeRF format (``images [N, H, W, 3]``, ``poses [N, 4, 4]``, ``focal``; optional
-``near``/``far``).
+``near``/``far``); without ``--data`` the benchmark runs offline on the synthetic scene of
+:func:`course_lib.data.nerf_scene`.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def format_table(rows: list[list[str]], header: list[str], markdown: bool) -> st
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m course_lib.nerf.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="tiny-NeRF .npz (images, poses, focal)")
+    p.add_argument("--data", default=None, help="tiny-NeRF .npz (images, poses, focal); default: the synthetic scene")
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per preset")
     p.add_argument("--holdout", type=int, default=10, help="hold out the last K views")
     p.add_argument("--presets", default="plain,fast", help="comma-separated, run in this order")
@@ -82,10 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         if a.threads < 1:
             parser.error(f"--threads must be >= 1, got {a.threads}")
         torch.set_num_threads(a.threads)
-    if not Path(a.data).is_file():
+    if a.data is not None and not Path(a.data).is_file():
         parser.error(f"--data {a.data}: no such file")
+    if a.data is None:
+        from ..data import nerf_scene
+
+        source, scene_name = nerf_scene(), "the synthetic scene (course_lib.data.nerf_scene)"
+    else:
+        source, scene_name = a.data, Path(a.data).name
     try:
-        views, _ = load_views(a.data)
+        views, _ = load_views(source)
         if not 1 <= a.holdout < len(views):
             parser.error(f"--holdout must be in [1, {len(views) - 1}] for {len(views)} views, got {a.holdout}")
     except ValueError as exc:
@@ -93,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     log = None if a.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     results = {}
     for name in presets:
-        _, hist = train_tinynerf(a.data, name, minutes=a.minutes, holdout=a.holdout, eval_minutes=tuple(at),
+        _, hist = train_tinynerf(source, name, minutes=a.minutes, holdout=a.holdout, eval_minutes=tuple(at),
                                  device=a.device, log=log)
         results[name] = hist
     use_gpu = torch.cuda.is_available() and (a.device is None or a.device.startswith("cuda"))
     dev = a.device or ("cuda" if use_gpu else "cpu")
-    print(f"Held-out PSNR (dB) on {Path(a.data).name}, last {a.holdout} views held out, device {dev}, "
+    print(f"Held-out PSNR (dB) on {scene_name}, last {a.holdout} views held out, device {dev}, "
           f"{torch.get_num_threads()} CPU thread(s); in brackets: training steps")
     header = ["training time"] + presets
     rows = []
@@ -113,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nTraining time to {a.target:g} dB on {torch.cuda.get_device_name()} (evaluated every 5 s):")
         rows = []
         for name in presets:
-            secs = time_to_psnr(a.data, name, a.target, a.gpu_minutes, a.holdout, dev)
+            secs = time_to_psnr(source, name, a.target, a.gpu_minutes, a.holdout, dev)
             rows.append([name, "not reached" if math.isinf(secs) else f"{secs:.0f} s"])
         print(format_table(rows, ["preset", f"time to {a.target:g} dB"], a.markdown))
     return 0
