@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("submission", type=Path, help="the submitted .ipynb")
     p.add_argument("--assignment", required=True, type=_assignment, help=", ".join(ASSIGNMENTS))
     p.add_argument("--out", required=True, type=Path, help="where to write results.json")
-    p.add_argument("--seed", type=int, default=None, help="replay a run with this seed (default: from the file's hash)")
+    p.add_argument("--seed", type=int, default=None, help="replay a run with this seed (default: from the hash of the extracted code)")
     p.add_argument("--functions", default=None, help="comma-separated subset of the graded functions")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     _sandbox_options(p)

@@ -1,8 +1,10 @@
 """Grade one notebook: extract, generate cases, run the student code in the sandbox, judge, collect results.
 
-Seeds: the run seed is derived from the submission's sha256, the assignment and an optional secret salt
-(``AUTOGRADER_SALT``), so regrading the same file gives the same inputs and the same scores; ``seed``
-overrides it to replay a run. Case seeds derive from the run seed, the function, the check and the case index.
+Seeds: the run seed is derived from the code the graded functions need (not the file's bytes),
+the assignment and an optional secret salt (``AUTOGRADER_SALT``), so regrading the same code gives the same
+inputs and the same scores, even after nbgrader or Jupyter rewrote outputs, metadata or markdown around it
+(``nbgrader autograde`` and ``python -m autograder grade`` therefore agree); ``seed`` overrides it to replay
+a run. Case seeds derive from the run seed, the function, the check and the case index.
 """
 from __future__ import annotations
 
@@ -99,9 +101,21 @@ def grader_version() -> str:
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 
-def run_seed(sha256: str, assignment: str, salt: str | None = None) -> int:
+def run_seed(digest: str, assignment: str, salt: str | None = None) -> int:
+    """The run seed for a submission whose code has ``digest`` (:func:`code_digest`)."""
     salt = os.environ.get("AUTOGRADER_SALT", "") if salt is None else salt
-    return derive_seed(sha256, assignment, salt)
+    return derive_seed(digest, assignment, salt)
+
+
+def code_digest(ex: Extraction, names: list[str]) -> str:
+    """sha256 of the statements that the graded functions ``names`` need, in notebook order (what the seed
+    depends on; other code, such as the import in nbgrader's hidden test cells, does not change it)."""
+    needed = {id(st): st for name in names for st in ex.program_for(name)}
+    h = hashlib.sha256()
+    for st in sorted(needed.values(), key=lambda st: st.order):
+        h.update(st.source.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def _worker_case(case: Case, m: Materialized) -> dict:
@@ -240,18 +254,21 @@ def grade_notebook(path: str | Path, assignment: str, *, seed: int | None = None
     start = time.monotonic()
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    seed = run_seed(sha, assignment, salt) if seed is None else int(seed)
-    result = GradeResult(assignment=assignment, submission=str(path), sha256=sha, seed=seed, version=__version__)
+    result = GradeResult(assignment=assignment, submission=str(path), sha256=sha,
+                         seed=run_seed(sha, assignment, salt) if seed is None else int(seed), version=__version__)
     own = sandbox is None
     try:
         try:
             ex = extract_notebook(path)
-        except NotebookError as exc:
+        except NotebookError as exc:                   # scores 0 whatever the seed; the file's hash seeds it
             result.notebook_error = str(exc)
             result.functions = [FunctionResult(s.name, s.points, problem=f"the notebook could not be read: {exc}")
                                 for s in REGISTRY[assignment] if not functions or s.name in functions]
             return result
         result.notes += ex.notes
+        if seed is None:
+            result.seed = run_seed(code_digest(ex, names), assignment, salt)
+        seed = result.seed
         if own:
             sandbox = Sandbox(config or SandboxConfig(hide=(str(path.resolve().parent),))).start()
         result.functions = grade_extraction(ex, assignment, seed, sandbox, functions)

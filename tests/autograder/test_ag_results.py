@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from autograder import cli
@@ -63,6 +64,28 @@ def test_grading_the_same_file_twice_gives_identical_scores_and_seed_replays(san
     replay = grade_notebook(nb, "a3_contrastive", sandbox=sandbox, seed=first.seed, salt="secret", functions=("nt_xent_loss",))
     assert scores(replay) == scores(first)
 
+
+
+def test_the_seed_follows_the_code_not_outputs_metadata_or_markdown(sandbox, tmp_path):
+    # nbgrader autograde grades a rewritten copy of the file: the same code must get the same cases
+    nb = with_functions("a3_contrastive", {"nt_xent_loss": NT_XENT_NO_MASK})
+    first = write(nb, tmp_path / "a.ipynb")
+    nb.metadata["rewritten_by"] = "nbgrader"
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("a note that changes the file's bytes"))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="printed\n")]
+    second = write(nb, tmp_path / "b.ipynb")
+    a = grade_notebook(first, "a3_contrastive", sandbox=sandbox, functions=("nt_xent_loss",))
+    b = grade_notebook(second, "a3_contrastive", sandbox=sandbox, functions=("nt_xent_loss",))
+    assert a.sha256 != b.sha256 and a.seed == b.seed
+    nb.cells.append(nbformat.v4.new_code_cell("from autograder.nbgrader_cell import points\nUNUSED = 1"))
+    c = grade_notebook(write(nb, tmp_path / "c.ipynb"), "a3_contrastive", sandbox=sandbox, functions=("nt_xent_loss",))
+    assert c.seed == a.seed                                         # code no graded function uses
+    nb.cells.append(nbformat.v4.new_code_cell("def nt_xent_loss(z_a, z_b, temperature=0.5):\n"
+                                              "    return (z_a * z_b).sum() * 0.0"))    # redefined: last one wins
+    d = grade_notebook(write(nb, tmp_path / "d.ipynb"), "a3_contrastive", sandbox=sandbox, functions=("nt_xent_loss",))
+    assert d.seed != a.seed                                         # the graded code changed
 
 def _cli(*args, timeout=180):
     return subprocess.run([sys.executable, "-m", "autograder", *args], env=cli_env(), cwd=ROOT,
