@@ -1,5 +1,6 @@
 """Do the notebook helpers (device picker, seeding, image grid, GIF writer, self-check, benchmark) behave?"""
 import random
+import time
 
 import imageio.v2 as imageio
 import numpy as np
@@ -102,3 +103,21 @@ def test_benchmark_peer_cumprod_form_agrees_with_the_reference():
     for white in (False, True):
         a, b = volume_render(sig, col, t, white), volume_render_cumprod(sig, col, t, white)
         torch.testing.assert_close(a[0], b[0], atol=1e-8, rtol=0)
+
+
+def test_benchmark_pair_timing_alternates_and_keeps_each_side_minimum():
+    from course_lib.bench import time_pair
+
+    calls = []
+
+    def fast():
+        calls.append("a")
+        time.sleep(0.002)
+
+    def slow():
+        calls.append("b")
+        time.sleep(0.012)
+
+    t_a, t_b = time_pair(fast, slow, torch.device("cpu"), repeats=4)
+    assert calls == ["a", "b"] * 5                        # one warm-up each, then alternating
+    assert 0.002 <= t_a < t_b and t_b >= 0.012
