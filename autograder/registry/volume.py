@@ -76,9 +76,9 @@ VOLUME = FunctionSpec(
         ], 1.5),
     ],
     mistakes=[
-        Mistake("inclusive_transmittance", "volume rendering with inclusive transmittance: T_i = exp(-sum_(j<i) "
-                "sigma_j d_j) leaves out sample i itself", lambda *a: _vr_variant(*a, inclusive=True)),
-        Mistake("zero_last_delta", "a zero last delta: the last sample's delta is 1e10", lambda *a: _vr_variant(*a, last=0.0)),
+        Mistake("inclusive_transmittance", "volume rendering with inclusive transmittance: T_i = exp(-sum_(j<=i) "
+                "sigma_j d_j) counts sample i itself; it must be exclusive, sum over j < i", lambda *a: _vr_variant(*a, inclusive=True)),
+        Mistake("zero_last_delta", "a zero last delta: the last sample's delta must be 1e10 (it absorbs what light is left)", lambda *a: _vr_variant(*a, last=0.0)),
         Mistake("white_ignored", "white_background ignored: add (1 - sum_i w_i) to every channel",
                 lambda *a: _vr_variant(*a, white_mode="none")),
         Mistake("white_unweighted", "white added without the (1 - sum_i w_i) weight", lambda *a: _vr_variant(*a, white_mode="plain")),
