@@ -12,7 +12,26 @@ from __future__ import annotations
 
 __version__ = "1.0.0"
 
-__all__ = ["__version__", "grade_notebook"]
+__all__ = ["__version__", "grade_notebook", "sources_digest"]
+
+
+def sources_digest() -> str:
+    """sha256 of the grader's sources (hidden_tests/ aside) and course_lib's, read as files without importing
+    course_lib or the checks (the nbgrader bridge calls this inside the student's kernel)."""
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    roots = [Path(__file__).resolve().parent]
+    spec = importlib.util.find_spec("course_lib")
+    roots += [Path(p) for p in (spec.submodule_search_locations or [])] if spec is not None else []
+    h = hashlib.sha256()
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            if "hidden_tests" not in path.parts:
+                h.update(str(path.relative_to(root)).encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def grade_notebook(*args, **kwargs):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from . import __version__, sources_digest
 from .notebook import Extraction, NotebookError, extract_notebook, loops_in, signature_of
 from .registry import REGISTRY
 from .registry.core import Case, Cases, FunctionSpec, Materialized, derive_seed, materialize
@@ -87,18 +87,7 @@ class GradeResult:
 
 def grader_version() -> str:
     """The package version plus a hash of the grading code and the references (cache key for batch runs)."""
-    h = hashlib.sha256()
-    roots = [Path(__file__).resolve().parent]
-    import course_lib
-
-    roots.append(Path(course_lib.__file__).resolve().parent)
-    for root in roots:
-        for path in sorted(root.rglob("*.py")):
-            if "hidden_tests" in path.parts:
-                continue
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-    return f"{__version__}+{h.hexdigest()[:12]}"
+    return f"{__version__}+{sources_digest()[:12]}"
 
 
 def run_seed(digest: str, assignment: str, salt: str | None = None) -> int:
@@ -268,10 +257,9 @@ def grade_notebook(path: str | Path, assignment: str, *, seed: int | None = None
         result.notes += ex.notes
         if seed is None:
             result.seed = run_seed(code_digest(ex, names), assignment, salt)
-        seed = result.seed
         if own:
             sandbox = Sandbox(config or SandboxConfig(hide=(str(path.resolve().parent),))).start()
-        result.functions = grade_extraction(ex, assignment, seed, sandbox, functions)
+        result.functions = grade_extraction(ex, assignment, result.seed, sandbox, functions)
         result.mode = sandbox.mode
         result.worker_maxrss_kb = max([f.maxrss_kb for f in result.functions] + [0])
         result.zygote_rss_kb = sandbox.zygote_rss_kb()

@@ -25,6 +25,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from . import sources_digest
+
 __all__ = ["points", "find_notebook", "cached_results"]
 
 _PKG_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -53,23 +55,12 @@ def _cache_dir() -> Path:
     return path
 
 
-def _code_version() -> str:
-    """A hash of the grader's and the references' sources, read as files (importing the grading code here would
-    bring the hidden checks into the student's kernel): a cached result never outlives a change of either."""
-    h = hashlib.sha256()
-    for root in (Path(__file__).resolve().parent, Path(_PKG_PARENT) / "course_lib"):
-        for path in sorted(root.rglob("*.py")):
-            h.update(str(path.relative_to(root)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def cached_results(notebook: str | Path, assignment: str, timeout: float = 900.0) -> dict:
     """results.json of ``notebook`` (graded once per notebook content and assignment, then cached)."""
     notebook = Path(notebook).resolve()
     data = notebook.read_bytes()
     key = hashlib.sha256(data + b"\0" + assignment.encode() + b"\0" + os.environ.get("AUTOGRADER_SALT", "").encode()
-                         + b"\0" + _code_version().encode())
+                         + b"\0" + sources_digest().encode())
     entry = _cache_dir() / f"{key.hexdigest()[:32]}.json"
     if entry.is_file():
         try:
