@@ -2,9 +2,6 @@
 do they reach the numbers the notebook states, with the reference functions?"""
 import copy
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,22 +13,13 @@ from course_lib import enqueue, info_nce_loss, moco_loss, momentum_update, nt_xe
 from course_lib.experiments import contrastive, infonce_bound
 from course_lib.naive import info_nce_loss_naive
 from course_lib.train.data import ImageSplit
+from helpers import run_smoke_cli, unimplemented
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "realdata"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _todo(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def _cli(module, *args, timeout=300):
-    env = {**os.environ, "COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, env=env,
-                          timeout=timeout)
 
 
 # ------------------------------------------------------------------------------------------------ InfoNCE toy
@@ -97,7 +85,7 @@ def test_optimal_bound_stays_under_log_n_and_the_true_mi_and_approaches_it():
 
 def test_infonce_toy_reports_an_unimplemented_loss_clearly():
     with pytest.raises(NotImplementedError, match="info_nce_loss"):
-        infonce_bound.run(_todo, infonce_bound.InfoNCEToy.smoke(), progress=False)
+        infonce_bound.run(unimplemented, infonce_bound.InfoNCEToy.smoke(), progress=False)
 
 
 def test_infonce_toy_rejects_bad_settings():
@@ -108,7 +96,7 @@ def test_infonce_toy_rejects_bad_settings():
 
 
 def test_infonce_cli_smoke_run_prints_the_metric_last():
-    out = _cli("course_lib.experiments.infonce_bound")
+    out = run_smoke_cli("course_lib.experiments.infonce_bound")
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("mi_true=2.5541 ") and "infonce_max_n=" in last
@@ -213,9 +201,9 @@ def test_train_records_knn_at_the_start_every_eval_and_at_the_end():
 def test_experiment_reports_unimplemented_functions_clearly():
     exp = contrastive.ContrastiveExperiment.smoke()
     with pytest.raises(NotImplementedError, match="nt_xent_loss"):
-        contrastive.run(nt_xent_loss=_todo, exp=exp, method="simclr", progress=False)
+        contrastive.run(nt_xent_loss=unimplemented, exp=exp, method="simclr", progress=False)
     with pytest.raises(NotImplementedError, match="enqueue"):
-        contrastive.run(enqueue=_todo, exp=exp, method="moco", progress=False)
+        contrastive.run(enqueue=unimplemented, exp=exp, method="moco", progress=False)
 
 
 def test_experiment_rejects_bad_settings_with_their_names():
@@ -230,7 +218,7 @@ def test_experiment_rejects_bad_settings_with_their_names():
 
 
 def test_cli_smoke_run_prints_knn_acc_last():
-    out = _cli("course_lib.experiments.contrastive", "--method", "moco")
+    out = run_smoke_cli("course_lib.experiments.contrastive", "--method", "moco")
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("knn_acc=") and "knn_acc_random_init=" in last
@@ -245,10 +233,10 @@ def test_cli_trains_on_an_image_folder_and_rejects_a_missing_one(tmp_path):
         for i in range(16):
             img = np.clip(rng.normal(colour, 30, (20, 20, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(img).save(tmp_path / f"class{c}" / f"{i:03d}.png")
-    out = _cli("course_lib.experiments.contrastive", "--method", "simclr", "--images", str(tmp_path))
+    out = run_smoke_cli("course_lib.experiments.contrastive", "--method", "simclr", "--images", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert f"data {tmp_path}" in out.stdout and out.stdout.strip().splitlines()[-1].startswith("knn_acc=")
-    bad = _cli("course_lib.experiments.contrastive", "--images", str(tmp_path / "nowhere"))
+    bad = run_smoke_cli("course_lib.experiments.contrastive", "--images", str(tmp_path / "nowhere"))
     assert bad.returncode == 2 and "no such folder" in bad.stderr
 
 
@@ -257,7 +245,7 @@ def test_cli_runs_on_the_cifar10_jpeg_sample():
     tar = REAL / "cifar10_jpg" / "cifar10_jpg_test.tar.gz"
     if not tar.exists():
         pytest.skip(f"{tar} is not available")
-    out = _cli("course_lib.experiments.contrastive", "--method", "simclr", "--images", str(tar))
+    out = run_smoke_cli("course_lib.experiments.contrastive", "--method", "simclr", "--images", str(tar))
     assert out.returncode == 0, out.stderr
     assert "chance 0.100" in out.stdout and out.stdout.strip().splitlines()[-1].startswith("knn_acc=")
 

@@ -1,7 +1,4 @@
 """Does the DCGAN experiment reach the numbers the a1_gans notebook states, with the reference losses?"""
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -9,6 +6,7 @@ import torch
 from course_lib import discriminator_loss, generator_loss
 from course_lib.dcgan import DCGANConfig, Discriminator, Generator, train_dcgan
 from course_lib.experiments import gan
+from helpers import run_smoke_cli, unimplemented
 
 
 def test_networks_map_noise_to_images_and_images_to_logits():
@@ -50,17 +48,12 @@ def test_frechet_distance_known_cases():
 
 
 def test_experiment_reports_unimplemented_losses_clearly():
-    def todo(*args, **kwargs):
-        raise NotImplementedError()
-
     with pytest.raises(NotImplementedError, match="discriminator_loss"):
-        gan.run(todo, generator_loss, gan.GANExperiment.smoke(), progress=False)
+        gan.run(unimplemented, generator_loss, gan.GANExperiment.smoke(), progress=False)
 
 
 def test_cli_smoke_run_prints_the_metric_last():
-    env = {**os.environ, "COURSE_SMOKE": "1"}
-    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.gan"], capture_output=True, text=True, env=env,
-                         timeout=300)
+    out = run_smoke_cli("course_lib.experiments.gan")
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("fd_ratio=") and "class_coverage=" in last

@@ -2,9 +2,6 @@
 feature fit -- work piece by piece, name an unfinished stage clearly, and reach the numbers the notebook
 states (with the course_lib reference functions)?"""
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +12,9 @@ from course_lib import get_rays, sample_stratified
 from course_lib.data import look_at
 from course_lib.experiments import fourier_features as ff
 from course_lib.experiments import nerf
+from helpers import run_smoke_cli, unimplemented
 
 LEGO = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "nerf_lego" / "lego_train_100x100_derived.npz"
-SMOKE_ENV = {**os.environ, "COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -160,20 +157,16 @@ def test_training_fits_a_uniformly_coloured_scene():
 
 
 def test_run_names_the_first_unimplemented_stage():
-    def todo(*args, **kwargs):
-        raise NotImplementedError()
-
     with pytest.raises(NotImplementedError, match="sample_pdf"):
-        nerf.run(sample_pdf=todo, exp=nerf.NerfExperiment.smoke(), progress=False)
+        nerf.run(sample_pdf=unimplemented, exp=nerf.NerfExperiment.smoke(), progress=False)
     with pytest.raises(NotImplementedError, match="get_rays"):
-        nerf.run(todo, sample_pdf=todo, exp=nerf.NerfExperiment.smoke(), progress=False)
+        nerf.run(unimplemented, sample_pdf=unimplemented, exp=nerf.NerfExperiment.smoke(), progress=False)
 
 
 # ------------------------------------------------------------------------------------------------ CLI
 @pytest.mark.parametrize("trainer", ["fast", "tiny"])
 def test_cli_smoke_run_prints_the_heldout_psnr_last(trainer):
-    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.nerf", "--trainer", trainer],
-                         capture_output=True, text=True, env=SMOKE_ENV, timeout=300)
+    out = run_smoke_cli("course_lib.experiments.nerf", "--trainer", trainer)
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("heldout_psnr_db=") and math.isfinite(float(last.split("=")[1])), last
@@ -183,16 +176,14 @@ def test_cli_smoke_run_prints_the_heldout_psnr_last(trainer):
                                           (["--data", "/nonexistent/scene.npz"], "/nonexistent/scene.npz"),
                                           (["--minutes", "-1"], "--minutes")])
 def test_cli_rejects_bad_arguments_with_a_usage_error(args, message):
-    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.nerf", *args], capture_output=True,
-                         text=True, env=SMOKE_ENV, timeout=300)
+    out = run_smoke_cli("course_lib.experiments.nerf", *args)
     assert out.returncode == 2 and message in out.stderr, out.stderr
 
 
 @pytest.mark.realdata
 @pytest.mark.skipif(not LEGO.is_file(), reason="lego sample not present")
 def test_cli_trains_on_the_lego_views_and_holds_out_the_last_k():
-    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.nerf", "--data", str(LEGO), "--holdout", "10"],
-                         capture_output=True, text=True, env=SMOKE_ENV, timeout=300)
+    out = run_smoke_cli("course_lib.experiments.nerf", "--data", str(LEGO), "--holdout", "10")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert "held-out views: 10 of 100" in lines
@@ -220,16 +211,12 @@ def test_fit_image_reproduces_a_two_colour_image():
 
 
 def test_fourier_experiment_reports_an_unimplemented_encoding():
-    def todo(*args, **kwargs):
-        raise NotImplementedError()
-
     with pytest.raises(NotImplementedError, match="positional_encoding"):
-        ff.run(todo, ff.FourierExperiment.smoke(), progress=False)
+        ff.run(unimplemented, ff.FourierExperiment.smoke(), progress=False)
 
 
 def test_fourier_cli_smoke_run_prints_the_metrics_last():
-    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.fourier_features"], capture_output=True,
-                         text=True, env=SMOKE_ENV, timeout=300)
+    out = run_smoke_cli("course_lib.experiments.fourier_features")
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("psnr_raw_db=") and "psnr_gain_db=" in last

@@ -1,8 +1,5 @@
 """Does the learned-prior experiment of a4_rendering (a DeepSDF-style auto-decoder on glyphs against an
 encoder) condition, train and complete as described, and reach the numbers the notebook states?"""
-import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -10,8 +7,8 @@ import torch
 
 from course_lib import positional_encoding
 from course_lib.experiments import autodecoder as ad
+from helpers import run_smoke_cli, unimplemented
 
-SMOKE_ENV = {**os.environ, "COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
 CPU = torch.device("cpu")
 
 
@@ -103,16 +100,12 @@ def test_the_encoder_is_trained_through_a_frozen_decoder():
 
 
 def test_experiment_reports_an_unimplemented_encoding_clearly():
-    def todo(*args, **kwargs):
-        raise NotImplementedError()
-
     with pytest.raises(NotImplementedError, match="positional_encoding"):
-        ad.run(todo, ad.PriorExperiment.smoke(), progress=False)
+        ad.run(unimplemented, ad.PriorExperiment.smoke(), progress=False)
 
 
 def test_cli_smoke_run_prints_both_errors_last():
-    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.autodecoder"], capture_output=True,
-                         text=True, env=SMOKE_ENV, timeout=300)
+    out = run_smoke_cli("course_lib.experiments.autodecoder")
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("mse_hidden_autodecoder=") and "mse_hidden_encoder=" in last

@@ -1,8 +1,5 @@
 """Does the colourisation / mask-propagation experiment measure what the a2_pretext notebook states?"""
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +8,7 @@ import torch
 from course_lib import attention_color_propagation, rgb_to_lab
 from course_lib.experiments import colorization as col
 from course_lib.experiments import propagation as prop
+from helpers import run_smoke_cli, unimplemented
 
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "davis2016_sample"
 
@@ -185,17 +183,12 @@ def test_training_calls_the_given_attention_with_copied_colour_distributions():
 
 
 def test_experiment_reports_an_unimplemented_attention_clearly():
-    def todo(*args, **kwargs):
-        raise NotImplementedError()
-
     with pytest.raises(NotImplementedError, match="attention_color_propagation"):
-        prop.run(todo, prop.PropagationExperiment.smoke(), progress=False)
+        prop.run(unimplemented, prop.PropagationExperiment.smoke(), progress=False)
 
 
 def test_cli_smoke_run_prints_the_metrics_last():
-    env = {**os.environ, "COURSE_SMOKE": "1"}
-    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.propagation"], capture_output=True,
-                         text=True, env=env, timeout=300)
+    out = run_smoke_cli("course_lib.experiments.propagation")
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("j_mean=") and " j_pixels=" in last and " j_copy=" in last

@@ -1,7 +1,4 @@
 """Does the RotNet experiment measure what the a2_pretext notebook states, with the reference rotate_batch?"""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +7,7 @@ import torch
 
 from course_lib import rotate_batch
 from course_lib.experiments import rotation
+from helpers import run_smoke_cli, unimplemented
 
 CIFAR_TEST = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "cifar10_jpg" / "cifar10_jpg_test.tar.gz"
 
@@ -76,11 +74,8 @@ def test_a_short_training_predicts_rotations_far_above_chance():
 
 
 def test_experiment_reports_an_unimplemented_rotate_batch_clearly():
-    def todo(images):
-        raise NotImplementedError()
-
     with pytest.raises(NotImplementedError, match="rotate_batch"):
-        rotation.run(todo, rotation.RotationExperiment.smoke(), progress=False)
+        rotation.run(unimplemented, rotation.RotationExperiment.smoke(), progress=False)
 
 
 def test_settings_are_validated():
@@ -91,9 +86,7 @@ def test_settings_are_validated():
 
 
 def test_cli_smoke_run_prints_the_metrics_last():
-    env = {**os.environ, "COURSE_SMOKE": "1"}
-    out = subprocess.run([sys.executable, "-m", "course_lib.experiments.rotation"], capture_output=True, text=True,
-                         env=env, timeout=300)
+    out = run_smoke_cli("course_lib.experiments.rotation")
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("probe_acc_rotnet=") and " probe_acc_random=" in last

@@ -29,6 +29,7 @@ References:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ import torch
 import torch.nn as nn
 
 from .. import info_nce_loss as ref_info_nce_loss
+from ..data.cache import single_threaded
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 
@@ -161,13 +163,9 @@ def run(
     device = device or pick_device()
     require_implemented("info_nce_loss", info_nce_loss, torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 1, 3))
     mi = gaussian_mi(exp.rho, exp.dim)
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)          # matrices of a few hundred numbers: threads cost more than they save
-    try:
+    # matrices of a few hundred numbers: on a CPU, threads cost more than they save
+    with single_threaded() if device.type == "cpu" else contextlib.nullcontext():
         learned, optimal = _train_critics(info_nce_loss, exp, device, progress)
-    finally:
-        torch.set_num_threads(threads)
     metrics = {"mi_true": mi, "infonce_max_n": learned[-1], "optimal_max_n": optimal[-1]}
     return {"mi_true": mi, "batch_sizes": list(exp.batch_sizes), "log_n": [math.log(n) for n in exp.batch_sizes],
             "learned": learned, "optimal": optimal, "metrics": metrics}
