@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 from .paths import PKG_DIR, default_hidden_paths, python_paths
 
-# torch-free at import time: the CLI starts the zygote before it imports torch itself (wire and worker, which
-# import torch, are loaded on first use).
-MODES = ("root", "userns", "landlock", "plain")
+from .worker.modes import MODES
+
+# torch-free at import time: the CLI starts the zygote before it imports torch itself (the wire format, which
+# imports torch, is loaded on first use).
 
 __all__ = ["SandboxConfig", "Sandbox", "CaseOutcome", "FunctionRun", "SandboxError"]
 
@@ -115,7 +116,7 @@ class Sandbox:
             return self
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         boot = (
-            "import sys; sys.path[:0] = sys.argv[3:]; import autograder.worker as w; "
+            "import sys; sys.path[:0] = sys.argv[3:]; import autograder.worker.zygote as w; "
             "del sys.path[0]; w.zygote_main(int(sys.argv[1]), sys.argv[2])"
         )
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -140,7 +141,7 @@ class Sandbox:
         if self.info is not None:
             return self.info
         self.start()
-        from .worker import recv_msg
+        from .worker.wire import recv_msg
 
         ready, _, _ = select.select([self.sock], [], [], timeout)
         got = recv_msg(self.sock) if ready else None
@@ -155,7 +156,7 @@ class Sandbox:
             self.close()
             raise SandboxError(f"sandbox mode {self.config.mode!r} is not available here (available: {self.info.get('available')})")
         if self.info["mode"] == "plain" and os.geteuid() != 0:
-            from .isolation import set_dumpable
+            from .worker.isolation import set_dumpable
 
             set_dumpable(False)                        # same-uid workers cannot ptrace or read this process's memory
         return self.info
@@ -269,7 +270,7 @@ class Sandbox:
         res_r, res_w = os.pipe()
         st_r, st_w = os.pipe()
         kill_r, kill_w = os.pipe()
-        from .worker import send_msg
+        from .worker.wire import send_msg
 
         try:
             with self._lock:
@@ -295,7 +296,7 @@ class Sandbox:
                 shutil.rmtree(workdir, ignore_errors=True)
 
     def _watch(self, res_r: int, st_r: int, kill_w: int, cases: list[dict]):
-        from . import wire
+        from .worker import wire
         from .replies import clean_reply
 
         cfg = self.config

@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 
 from . import naive
-from .colorization import attention_color_propagation, rgb_to_lab
+from .color import rgb_to_lab
+from .colorization import attention_color_propagation
 from .contrastive import enqueue, info_nce_loss, moco_loss, momentum_update, nt_xent_loss
 from .gan import discriminator_loss, generator_loss
 from .pretext import rotate_batch

@@ -21,8 +21,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .. import specials
-from ..runner import surrogate
+from ..worker import specials
+from ..worker.runner import surrogate
 
 __all__ = ["Special", "Case", "CheckSpec", "Mistake", "FunctionSpec", "Cases", "derive_seed", "Materialized", "materialize"]
 

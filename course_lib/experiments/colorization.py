@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..colorization import rgb_to_lab
+from ..color import rgb_to_lab
 
 __all__ = ["ColorizationConfig", "ColorQuantizer", "FeatureNet", "grey_input", "colorization_loss",
            "colorize_step", "train_colorizer", "predict_colors"]
@@ -223,7 +223,7 @@ def predict_colors(net: FeatureNet, quantizer: ColorQuantizer, ref: torch.Tensor
                    attention_color_propagation: Callable, temperature: float = 0.05) -> torch.Tensor:
     """Colourise grey targets from colour references: RGB ``[N, 3, H, W]`` pairs -> predicted RGB ``[N, 3, H, W]``
     (the target's own L with the expected ab of the copied colour distribution, upsampled to full size)."""
-    from ..colorization import lab_to_rgb
+    from ..color import lab_to_rgb
 
     device = next(net.parameters()).device
     feats = net(grey_input(torch.cat([ref, tgt]).to(device)))               # [2N, D, h, w]

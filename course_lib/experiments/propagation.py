@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import attention_color_propagation as ref_attention_color_propagation
-from ..colorization import rgb_to_lab
+from ..color import rgb_to_lab
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 from .colorization import ColorizationConfig, FeatureNet, grey_input, pooled_onehot, train_colorizer

@@ -5,7 +5,7 @@ through the wire format, so the judges see exactly what they would see from a re
 """
 from __future__ import annotations
 
-from autograder import runner, wire
+from autograder.worker import runner, wire
 from autograder.grading import _worker_case
 from autograder.registry.core import Cases, FunctionSpec, materialize
 from autograder.registry.judges import Context, value

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.isolation import landlock_abi
+from autograder.worker.isolation import landlock_abi
 from autograder.sandbox import Sandbox, SandboxConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import struct
 import pytest
 import torch
 
-from autograder import wire
+from autograder.worker import wire
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8,

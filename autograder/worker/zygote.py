@@ -31,53 +31,15 @@ import select
 import shutil
 import signal
 import socket
-import struct
 import time
 
 import torch
 
 from . import confine, wire
 from . import isolation as iso
-from .sandbox import MODES
+from .modes import MODES
 
 __all__ = ["zygote_main", "MODES"]
-
-_LEN = struct.Struct("<Q")
-
-
-# ------------------------------------------------------------------------------------------------ messages
-def send_msg(sock: socket.socket, tree, fds: list[int] = ()) -> None:
-    data = wire.encode(tree)
-    if fds:
-        socket.send_fds(sock, [_LEN.pack(len(data))], list(fds))
-    else:
-        sock.sendall(_LEN.pack(len(data)))
-    sock.sendall(data)
-
-
-def recv_msg(sock: socket.socket, max_fds: int = 0):
-    """One framed message (and the fds sent with its length prefix); None when the peer has gone."""
-    if max_fds:
-        head, fds, _, _ = socket.recv_fds(sock, _LEN.size, max_fds)
-    else:
-        head, fds = sock.recv(_LEN.size), []
-    while head and len(head) < _LEN.size:
-        more = sock.recv(_LEN.size - len(head))
-        if not more:
-            break
-        head += more
-    if len(head) < _LEN.size:
-        for fd in fds:
-            os.close(fd)
-        return None
-    (n,) = _LEN.unpack(head)
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            return None
-        buf += chunk
-    return wire.decode(bytes(buf), wire.Limits(max_body=1 << 30)), list(fds)
 
 
 # ------------------------------------------------------------------------------------------------ probing
@@ -125,7 +87,7 @@ def zygote_main(sock_fd: int, requested_mode: str = "auto") -> None:
     sock = socket.socket(fileno=sock_fd)
     _preload()
     mode, available = choose_mode(requested_mode)
-    send_msg(sock, {
+    wire.send_msg(sock, {
         "kind": "ready", "mode": mode, "available": available, "landlock_abi": iso.landlock_abi(),
         "pid": os.getpid(), "torch": torch.__version__,
     })
@@ -133,7 +95,7 @@ def zygote_main(sock_fd: int, requested_mode: str = "auto") -> None:
         os._exit(3)
     while True:
         _reap()
-        got = recv_msg(sock, max_fds=3)
+        got = wire.recv_msg(sock, max_fds=3)
         if got is None:
             break
         job, fds = got

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import struct
 import sys
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-__all__ = ["Limits", "WireError", "encode", "decode", "read_message", "write_message", "DTYPES"]
+__all__ = ["Limits", "WireError", "encode", "decode", "read_message", "send_msg", "recv_msg", "Reassembler", "DTYPES"]
 
 MAGIC = b"AGW1"
 _PREFIX = struct.Struct("<4sIQ")                       # magic, header length, body length
@@ -206,12 +208,6 @@ def decode(data: bytes, limits: Limits = Limits()) -> Any:
     return build(header["tree"])
 
 
-def write_message(stream: BinaryIO, tree: Any) -> None:
-    """Encode ``tree`` and write it to a binary stream (flushed)."""
-    stream.write(encode(tree))
-    stream.flush()
-
-
 def read_message(stream: BinaryIO, limits: Limits = Limits()) -> Any | None:
     """Read one message from a blocking binary stream; ``None`` at a clean end of stream."""
     prefix = _read_exact(stream, _PREFIX.size, allow_eof=True)
@@ -257,3 +253,43 @@ class Reassembler:
             out.append(decode(bytes(self.buf[:total]), self.limits))
             del self.buf[:total]
         return out
+
+
+# ------------------------------------------------------------------------------------- framed socket messages
+# The zygote's control socket: a u64 length, then one message; file descriptors travel with the length.
+_LEN = struct.Struct("<Q")
+
+
+def send_msg(sock: socket.socket, tree, fds: list[int] = ()) -> None:
+    data = encode(tree)
+    if fds:
+        socket.send_fds(sock, [_LEN.pack(len(data))], list(fds))
+    else:
+        sock.sendall(_LEN.pack(len(data)))
+    sock.sendall(data)
+
+
+def recv_msg(sock: socket.socket, max_fds: int = 0):
+    """One framed message (and the fds sent with its length prefix); None when the peer has gone."""
+    if max_fds:
+        head, fds, _, _ = socket.recv_fds(sock, _LEN.size, max_fds)
+    else:
+        head, fds = sock.recv(_LEN.size), []
+    while head and len(head) < _LEN.size:
+        more = sock.recv(_LEN.size - len(head))
+        if not more:
+            break
+        head += more
+    if len(head) < _LEN.size:
+        for fd in fds:
+            os.close(fd)
+        return None
+    (n,) = _LEN.unpack(head)
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            return None
+        buf += chunk
+    return decode(bytes(buf), Limits(max_body=1 << 30)), list(fds)
+
