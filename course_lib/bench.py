@@ -26,11 +26,7 @@ import torch.nn as nn
 
 from . import naive
 from .color import rgb_to_lab
-from .colorization import attention_color_propagation
-from .contrastive import enqueue, info_nce_loss, moco_loss, momentum_update, nt_xent_loss
-from .gan import discriminator_loss, generator_loss
-from .pretext import rotate_batch
-from .rendering import get_rays, positional_encoding, sample_pdf, sample_stratified, sphere_trace, volume_render
+from .manifest import GRADED, loop_version, reference
 
 __all__ = ["time_call", "time_pair", "volume_render_cumprod", "main"]
 
@@ -124,68 +120,20 @@ class Row:
     backward: bool = False                                     # time forward + backward
 
 
-def _g(device):
-    return dict(device=device, dtype=torch.float32)
-
-
 def _rn(gen, *shape, device):
     return torch.randn(*shape, generator=gen).to(device)
 
 
 def _naive_rows(quick: bool) -> list[Row]:
+    """One row per graded function, in manifest order, on the workload declared beside its loop version."""
     s = 0.25 if quick else 1.0
-    n = lambda v: max(2, int(v * s))  # noqa: E731
-
-    def mlp(device, gen):
-        torch.manual_seed(0)
-        q = nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 64)).to(device)
-        k = nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 64)).to(device)
-        return k, q, 0.99
-
-    def sphere(device, gen):
-        m = n(4096)
-        o = torch.tensor([0.0, 0.0, -3.0], device=device).expand(m, 3) + 0.5 * _rn(gen, m, 3, device=device)
-        d = nn.functional.normalize(torch.tensor([0.0, 0.0, 1.0], device=device) + 0.2 * _rn(gen, m, 3, device=device), dim=-1)
-        return (lambda p: p.norm(dim=-1) - 1.0), o, d
-
-    def sorted_t(gen, rays, s_, device):
-        return torch.sort(2 + 4 * torch.rand(rays, s_, generator=gen), -1).values.to(device)
-
-    return [
-        Row("discriminator_loss", f"N=M={n(512)}", lambda d, g: (_rn(g, n(512), device=d), _rn(g, n(512), device=d)),
-            discriminator_loss, naive.discriminator_loss_naive),
-        Row("generator_loss", f"M={n(512)}", lambda d, g: (_rn(g, n(512), device=d),), generator_loss, naive.generator_loss_naive),
-        Row("rotate_batch", f"{n(128)}x3x32x32", lambda d, g: (_rn(g, n(128), 3, 32, 32, device=d),), rotate_batch,
-            naive.rotate_batch_naive),
-        Row("attention_color_propagation", "B=1 D=64 16x16->16x16",
-            lambda d, g: (_rn(g, 1, 64, 16, 16, device=d), _rn(g, 1, 64, 16, 16, device=d), torch.rand(1, 3, 16, 16, generator=g).to(d)),
-            attention_color_propagation, naive.attention_color_propagation_naive),
-        Row("info_nce_loss", f"N={n(256)} M=16 D=128",
-            lambda d, g: (_rn(g, n(256), 128, device=d), _rn(g, n(256), 128, device=d), _rn(g, n(256), 16, 128, device=d)),
-            info_nce_loss, naive.info_nce_loss_naive),
-        Row("nt_xent_loss", f"N={n(256)} D=128", lambda d, g: (_rn(g, n(256), 128, device=d), _rn(g, n(256), 128, device=d)),
-            nt_xent_loss, naive.nt_xent_loss_naive),
-        Row("momentum_update", "MLP 128-256-64 (49k params)", mlp, momentum_update, naive.momentum_update_naive),
-        Row("enqueue", "K=4096 C=128 N=256", lambda d, g: (torch.zeros(4096, 128, device=d), 4000, _rn(g, 256, 128, device=d)),
-            enqueue, naive.enqueue_naive),
-        Row("moco_loss", f"N={n(256)} K=512 C=128",
-            lambda d, g: tuple(nn.functional.normalize(x, dim=1) for x in
-                               (_rn(g, n(256), 128, device=d), _rn(g, n(256), 128, device=d), _rn(g, 512, 128, device=d))),
-            moco_loss, naive.moco_loss_naive),
-        Row("get_rays", f"{n(100)}x100", lambda d, g: (n(100), 100, 138.9, torch.eye(4, device=d)), get_rays, naive.get_rays_naive),
-        Row("sample_stratified", f"{n(1024)} rays x 64",
-            lambda d, g: (_rn(g, n(1024), 3, device=d), _rn(g, n(1024), 3, device=d), 2.0, 6.0, 64, False),
-            sample_stratified, naive.sample_stratified_naive),
-        Row("positional_encoding", f"{n(1024)} x 3, L=10", lambda d, g: (_rn(g, n(1024), 3, device=d), 10), positional_encoding,
-            naive.positional_encoding_naive),
-        Row("volume_render", f"{n(1024)} rays x 64",
-            lambda d, g: (torch.rand(n(1024), 64, generator=g).to(d), torch.rand(n(1024), 64, 3, generator=g).to(d), sorted_t(g, n(1024), 64, d)),
-            volume_render, naive.volume_render_naive),
-        Row("sample_pdf", f"{n(256)} rays, 63 bins, 128 samples",
-            lambda d, g: (sorted_t(g, n(256), 64, d), torch.rand(n(256), 63, generator=g).to(d), 128, True),
-            sample_pdf, naive.sample_pdf_naive),
-        Row("sphere_trace", f"{n(4096)} rays, unit sphere", sphere, sphere_trace, naive.sphere_trace_naive),
-    ]
+    scale = lambda v: max(2, int(v * s))  # noqa: E731
+    rows = []
+    for g in GRADED:
+        work = naive.WORKLOADS[g.name]
+        rows.append(Row(g.name, work.label(scale), lambda d, gen, w=work: w.make(scale, d, gen), reference(g.name),
+                        loop_version(g.name)))
+    return rows
 
 
 def _peer_rows(quick: bool) -> list[Row]:
@@ -208,12 +156,12 @@ def _peer_rows(quick: bool) -> list[Row]:
 
     pml, kor = _pml_ntxent(0.5), _kornia_lab()
     return [
-        Row("nt_xent_loss", "N=256 D=128", ntx, nt_xent_loss, pml, "pytorch-metric-learning NTXentLoss"),
-        Row("nt_xent_loss (fwd+bwd)", "N=256 D=128", ntx_grad, nt_xent_loss, pml, "pytorch-metric-learning NTXentLoss", True),
+        Row("nt_xent_loss", "N=256 D=128", ntx, reference("nt_xent_loss"), pml, "pytorch-metric-learning NTXentLoss"),
+        Row("nt_xent_loss (fwd+bwd)", "N=256 D=128", ntx_grad, reference("nt_xent_loss"), pml, "pytorch-metric-learning NTXentLoss", True),
         Row("rgb_to_lab", "16x3x128x128", lambda d, g: (torch.rand(16, 3, 128, 128, generator=g).to(d),), rgb_to_lab, kor,
             "kornia rgb_to_lab"),
-        Row("volume_render", f"{rays} rays x 64", vol, volume_render, volume_render_cumprod, "cumprod + 1e-10 (original NeRF)"),
-        Row("volume_render (fwd+bwd)", f"{rays} rays x 64", lambda d, g: vol(d, g, True), volume_render, volume_render_cumprod,
+        Row("volume_render", f"{rays} rays x 64", vol, reference("volume_render"), volume_render_cumprod, "cumprod + 1e-10 (original NeRF)"),
+        Row("volume_render (fwd+bwd)", f"{rays} rays x 64", lambda d, g: vol(d, g, True), reference("volume_render"), volume_render_cumprod,
             "cumprod + 1e-10 (original NeRF)", True),
     ]
 
