@@ -6,14 +6,15 @@ every reference against its loop in float64, the benchmark reports how much vect
 ``WORKLOADS``), and the notebooks' loop cells ("write it with loops first") are generated from them. They are
 what a first, correct attempt looks like. No argument checking: feed them valid inputs only.
 
-One module per reference module: ``gan``, ``pretext``, ``colorization``, ``contrastive``, ``rendering``.
+One module per reference module: ``gan``, ``pretext``, ``colorization``, ``contrastive``, ``rendering``,
+``priors``.
 """
 from __future__ import annotations
 
-from . import colorization, contrastive, gan, pretext, rendering
+from . import colorization, contrastive, gan, pretext, priors, rendering
 from ._workload import Workload
 
-_MODULES = (gan, pretext, colorization, contrastive, rendering)
+_MODULES = (gan, pretext, colorization, contrastive, rendering, priors)
 
 WORKLOADS: dict[str, Workload] = {name: w for m in _MODULES for name, w in m.WORKLOADS.items()}
 
