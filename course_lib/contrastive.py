@@ -3,7 +3,9 @@
 InfoNCE scores one positive against M negatives with a softmax cross-entropy; minimising it maximises a lower
 bound on the mutual information between the two views, ``I >= log(M + 1) - L``. SimCLR's NT-Xent uses the other
 2N - 2 images of the batch as negatives; MoCo keeps a queue of keys from earlier batches, encoded by a slowly
-moving (momentum) copy of the encoder, so the number of negatives no longer depends on the batch size.
+moving (momentum) copy of the encoder, so the number of negatives no longer depends on the batch size. CLIP
+applies the same idea across two modalities: each image of a batch must pick its own caption among the N
+captions and each caption its own image, a symmetric N-way cross-entropy.
 
 References:
     van den Oord, Li, Vinyals, "Representation Learning with Contrastive Predictive Coding", 2018 (InfoNCE).
@@ -11,6 +13,8 @@ References:
     ICML 2020 (SimCLR, NT-Xent; Algorithm 1).
     He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020
     (MoCo; Algorithm 1).
+    Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021
+    (CLIP; figure 3's symmetric cross-entropy, the learned logit scale clipped at 100).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import torch.nn.functional as F
 
 from ._validate import check_int, check_positive, check_range, check_tensor
 
-__all__ = ["info_nce_loss", "nt_xent_loss", "momentum_update", "enqueue", "moco_loss"]
+__all__ = ["info_nce_loss", "nt_xent_loss", "momentum_update", "enqueue", "moco_loss", "clip_loss"]
 
 
 def _cross_entropy_target0(logits: torch.Tensor) -> torch.Tensor:
@@ -230,3 +234,58 @@ def moco_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature
     l_neg = q @ queue.detach().T                             # [N, K]
     logits = torch.cat([l_pos, l_neg], dim=1) / t            # [N, 1 + K]
     return _cross_entropy_target0(logits)
+
+
+def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: float = 10.0) -> torch.Tensor:
+    """CLIP's symmetric contrastive loss between N matching (image, text) pairs.
+
+    Row i of ``image_emb`` and row i of ``text_emb`` describe the same thing; the other N - 1 rows of the
+    batch are the negatives. The loss classifies the right caption for every image (rows of ``logits``) and
+    the right image for every caption (columns), and averages the two directions.
+
+    Math::
+
+        img = image_emb / ||image_emb||,   txt = text_emb / ||text_emb||          (row-wise)
+        logits = logit_scale * img @ txt.T                                        [N, N]
+        L_img = mean_i( logsumexp_j(logits[i, :]) - logits[i, i] )                 image -> text
+        L_txt = mean_j( logsumexp_i(logits[:, j]) - logits[j, j] )                 text -> image
+        L = (L_img + L_txt) / 2
+
+    Closed forms: N = 1 gives 0 (nothing to tell apart); orthonormal pairs (``img = txt``, rows orthonormal)
+    give ``log(1 + (N - 1) exp(-logit_scale))``; identical rows give ``log N`` for every ``logit_scale``.
+    The loss is symmetric under swapping ``image_emb`` and ``text_emb``.
+
+    Args:
+        image_emb: ``[N, D]`` image embeddings (not necessarily normalised), N >= 1.
+        text_emb: ``[N, D]`` text embeddings of the same N pairs.
+        logit_scale: the inverse temperature, > 0; stable up to 100 (CLIP clips its learned scale at 100).
+            A Python float, or a one-element tensor (CLIP learns ``logit_scale = exp(log_scale)``), in which
+            case gradients flow into it too.
+
+    Returns:
+        Scalar ``[]`` with the dtype and device of ``image_emb``. A zero vector has cosine similarity 0 with
+        everything (the norm is clamped at 1e-12).
+
+    Raises:
+        ValueError: on a wrong rank, different shapes of ``image_emb`` and ``text_emb``, N = 0, or
+            ``logit_scale <= 0``.
+    """
+    check_positive("logit_scale", logit_scale)
+    scale = logit_scale.reshape(()) if isinstance(logit_scale, torch.Tensor) else float(logit_scale)
+    check_tensor("image_emb", image_emb, ndim=2)
+    check_tensor("text_emb", text_emb, ndim=2)
+    if image_emb.shape != text_emb.shape:
+        raise ValueError(
+            f"image_emb and text_emb must have the same shape [N, D], got {list(image_emb.shape)} and "
+            f"{list(text_emb.shape)}"
+        )
+    n = image_emb.shape[0]
+    if n == 0:
+        raise ValueError(f"image_emb must hold at least one row, got shape {list(image_emb.shape)}")
+    img = F.normalize(image_emb, dim=-1)                         # [N, D]
+    txt = F.normalize(text_emb, dim=-1)                          # [N, D]
+    logits = scale * (img @ txt.T)                               # [N, N]; logits[i, j] = image i vs text j
+    target = torch.arange(n, device=logits.device)              # the matching pair sits on the diagonal
+    loss_img = F.cross_entropy(logits, target)                   # each image picks its caption
+    loss_txt = F.cross_entropy(logits.T, target)                 # each caption picks its image
+    return (loss_img + loss_txt) / 2

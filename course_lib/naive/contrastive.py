@@ -1,4 +1,4 @@
-"""Loop versions for a3_contrastive: InfoNCE, NT-Xent and MoCo (see :mod:`course_lib.naive`)."""
+"""Loop versions for a3_contrastive: InfoNCE, NT-Xent, MoCo and CLIP (see :mod:`course_lib.naive`)."""
 from __future__ import annotations
 
 import torch
@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from ._workload import Workload, randn
 
-__all__ = ["info_nce_loss_naive", "nt_xent_loss_naive", "momentum_update_naive", "enqueue_naive", "moco_loss_naive", "WORKLOADS"]
+__all__ = ["info_nce_loss_naive", "nt_xent_loss_naive", "momentum_update_naive", "enqueue_naive", "moco_loss_naive",
+           "clip_loss_naive", "WORKLOADS"]
 
 
 def _cos(a, b):
@@ -71,6 +72,21 @@ def moco_loss_naive(q, k, queue, temperature=0.07):
     return total / n
 
 
+def clip_loss_naive(image_emb, text_emb, logit_scale=10.0):
+    """clip_loss one pair at a time: every cosine by hand, then a softmax per row (image -> text) and per column."""
+    n = image_emb.shape[0]
+    # logits[i][j] = logit_scale * cos(image i, text j): image i and text i are a pair
+    logits = [[logit_scale * _cos(image_emb[i], text_emb[j]) for j in range(n)] for i in range(n)]
+    image_to_text = image_emb.new_zeros(())
+    text_to_image = image_emb.new_zeros(())
+    for i in range(n):
+        row = [logits[i][i]] + [logits[i][j] for j in range(n) if j != i]        # caption i first
+        col = [logits[i][i]] + [logits[j][i] for j in range(n) if j != i]        # image i first
+        image_to_text = image_to_text + _neg_log_softmax_first(row)
+        text_to_image = text_to_image + _neg_log_softmax_first(col)
+    return (image_to_text / n + text_to_image / n) / 2
+
+
 # ------------------------------------------------------------------------------------------------ benchmark
 def _two_mlps(s, device, g):
     make = lambda: nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 64))  # noqa: E731
@@ -87,6 +103,7 @@ WORKLOADS = {
     "nt_xent_loss": Workload("N={n256} D=128", lambda s, d, g: (randn(g, d, s(256), 128), randn(g, d, s(256), 128))),
     "momentum_update": Workload("MLP 128-256-64 (49k params)", _two_mlps),
     "enqueue": Workload("K=4096 C=128 N=256", lambda s, d, g: (torch.zeros(4096, 128, device=d), 4000, randn(g, d, 256, 128))),
+    "clip_loss": Workload("N={n128} D=512", lambda s, d, g: (randn(g, d, s(128), 512), randn(g, d, s(128), 512), 100.0)),
     "moco_loss": Workload("N={n256} K=512 C=128", lambda s, d, g: tuple(
         F.normalize(x, dim=1) for x in (randn(g, d, s(256), 128), randn(g, d, s(256), 128), randn(g, d, 512, 128)))),
 }
