@@ -1,4 +1,5 @@
-"""Loop versions for a5_priors: projection, Pluecker coordinates, bilinear sampling, batched MLPs (see :mod:`course_lib.naive`)."""
+"""Loop versions for a5_priors: projection, Pluecker coordinates, bilinear sampling, batched MLPs
+(see :mod:`course_lib.naive`)."""
 from __future__ import annotations
 
 import math
@@ -7,10 +8,12 @@ import torch
 
 from ._workload import Workload, rand, randn
 
-__all__ = ["project_points_naive", "plucker_coordinates_naive", "bilinear_sample_2d_naive", "batched_mlp_naive", "WORKLOADS"]
+__all__ = ["project_points_naive", "plucker_coordinates_naive", "bilinear_sample_2d_naive", "batched_mlp_naive",
+           "WORKLOADS"]
 
 
 def project_points_naive(points, c2w, focal, height, width):
+    """project_points one point at a time: R^T (p - o) written out as dot products with the columns of R."""
     batch = points.shape[:-1]
     flat = points.reshape(-1, 3)
     uv = points.new_zeros((flat.shape[0], 2))
@@ -26,6 +29,7 @@ def project_points_naive(points, c2w, focal, height, width):
 
 
 def plucker_coordinates_naive(rays_o, rays_d):
+    """plucker_coordinates one ray at a time: the length, the unit direction and the cross product by hand."""
     batch = torch.broadcast_shapes(rays_o.shape[:-1], rays_d.shape[:-1])
     flat_o = rays_o.expand(*batch, 3).reshape(-1, 3)
     flat_d = rays_d.expand(*batch, 3).reshape(-1, 3)
@@ -42,6 +46,7 @@ def plucker_coordinates_naive(rays_o, rays_d):
 
 
 def bilinear_sample_2d_naive(grid, coords):
+    """bilinear_sample_2d one point at a time: clamp, find the four surrounding vertices, blend them."""
     b, c, hg, wg = grid.shape
     p = coords.shape[1]
     out = grid.new_zeros((b, p, c))
@@ -61,6 +66,7 @@ def bilinear_sample_2d_naive(grid, coords):
 
 
 def batched_mlp_naive(x, params, sizes):
+    """batched_mlp one network and one point at a time: unpack the row of params, then each neuron as a sum."""
     b, p, _ = x.shape
     out = x.new_zeros((b, p, sizes[-1]))
     for n in range(b):
@@ -98,9 +104,12 @@ def _mlp(s, device, g):
 
 
 WORKLOADS = {
-    "project_points": Workload("{n4096} points", lambda s, d, g: (randn(g, d, s(4096), 3), _pose(g, d), 50.0, 64, 64)),
-    "plucker_coordinates": Workload("{n2048} rays", lambda s, d, g: (100 * randn(g, d, s(2048), 3), randn(g, d, s(2048), 3))),
+    "project_points": Workload("{n4096} points",
+                               lambda s, d, g: (randn(g, d, s(4096), 3), _pose(g, d), 50.0, 64, 64)),
+    "plucker_coordinates": Workload("{n2048} rays",
+                                    lambda s, d, g: (100 * randn(g, d, s(2048), 3), randn(g, d, s(2048), 3))),
     "bilinear_sample_2d": Workload("{n4}x16x32x32 grid, {n256} points",
-                                   lambda s, d, g: (randn(g, d, s(4), 16, 32, 32), 2 * rand(g, d, s(4), s(256), 2) - 1)),
+                                   lambda s, d, g: (randn(g, d, s(4), 16, 32, 32),
+                                                    2 * rand(g, d, s(4), s(256), 2) - 1)),
     "batched_mlp": Workload("{n8} nets 3-16-16-4, {n32} points", _mlp),
 }
