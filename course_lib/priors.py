@@ -62,7 +62,7 @@ def project_points(
 
     For the ray of pixel (column i, row j) from ``get_rays(H, W, focal, c2w)`` and any t > 0, the point
     ``rays_o + t * rays_d[j, i]`` projects to ``uv = (i, j)`` with ``depth = t`` (pixel corners, no +0.5).
-    A point on the image plane's optical axis lands on (W/2, H/2).
+    A point on the optical axis in front of the camera lands on (W/2, H/2).
 
     Args:
         points: ``[..., 3]`` world points (any number of leading dims, including none).
