@@ -25,6 +25,7 @@ def rotate_batch_naive(images):
 
 
 def relative_patch_pairs_naive(images, positions, patch, gap):
+    """relative_patch_pairs one image and one pixel at a time: look the label up in the table of grid cells, copy."""
     n, c, h, w = images.shape
     # the eight neighbours of the centre cell (1, 1) of the 3x3 grid, row-major: label k -> (row, column)
     neighbours = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)]

@@ -1,4 +1,5 @@
-"""Loop versions for a4_rendering: rays, sampling, encoding, volume rendering, sphere tracing (see :mod:`course_lib.naive`)."""
+"""Loop versions for a4_rendering: rays, sampling, encoding, volume rendering, sphere tracing, 2-D Gaussian splatting
+(see :mod:`course_lib.naive`)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,8 @@ import torch.nn.functional as F
 
 from ._workload import Workload, rand, randn
 
-__all__ = ["get_rays_naive", "sample_stratified_naive", "positional_encoding_naive", "volume_render_naive", "sample_pdf_naive", "sphere_trace_naive", "WORKLOADS"]
+__all__ = ["get_rays_naive", "sample_stratified_naive", "positional_encoding_naive", "volume_render_naive", "sample_pdf_naive", "sphere_trace_naive",
+           "splat_gaussians_2d_naive", "WORKLOADS"]
 
 
 def get_rays_naive(height, width, focal, c2w):
@@ -129,6 +131,36 @@ def sphere_trace_naive(sdf: Callable, origins, directions, near=0.0, far=10.0, m
     return t_out, hit
 
 
+def splat_gaussians_2d_naive(means, scales, angles, colors, opacities, depths, height, width):
+    """splat_gaussians_2d one pixel and one Gaussian at a time: Sigma^-1 written out, blended front to back."""
+    g_count, c = colors.shape
+    order = sorted(range(g_count), key=lambda g: float(depths[g]))      # front to back; Python's sort is stable
+    # Sigma_g^-1 = R diag(1 / s^2) R^T, written out: [[a, b], [b, d]] per Gaussian
+    inv = []
+    for g in range(g_count):
+        cos, sin = torch.cos(angles[g]), torch.sin(angles[g])
+        sx2, sy2 = scales[g, 0] ** 2, scales[g, 1] ** 2
+        inv.append((cos * cos / sx2 + sin * sin / sy2, cos * sin / sx2 - cos * sin / sy2,
+                    sin * sin / sx2 + cos * cos / sy2))
+    image = means.new_zeros((height, width, c))
+    alpha = means.new_zeros((height, width))
+    for j in range(height):
+        for i in range(width):
+            px, py = i + 0.5, j + 0.5                                      # pixel centre (x right, y down)
+            transmittance = 1.0
+            rgb = means.new_zeros(c)
+            for g in order:
+                a, b, d = inv[g]
+                dx, dy = px - means[g, 0], py - means[g, 1]
+                mahalanobis = a * dx * dx + 2 * b * dx * dy + d * dy * dy
+                alpha_g = torch.clamp(opacities[g] * torch.exp(-0.5 * mahalanobis), max=0.99)
+                rgb = rgb + transmittance * alpha_g * colors[g]
+                transmittance = transmittance * (1 - alpha_g)
+            image[j, i] = rgb
+            alpha[j, i] = 1 - transmittance
+    return image, alpha
+
+
 # ------------------------------------------------------------------------------------------------ benchmark
 def _sorted_t(g, device, rays, samples):
     return torch.sort(2 + 4 * rand(g, device, rays, samples), -1).values
@@ -141,6 +173,14 @@ def _sphere_rays(s, device, g):
     return (lambda p: p.norm(dim=-1) - 1.0), o, d
 
 
+def _gaussians(s, device, g):
+    h, w, n = s(16), 16, 48
+    means = rand(g, device, n, 2) * torch.tensor([w, h], device=device)
+    scales = 0.5 + 3 * rand(g, device, n, 2)
+    angles = math.pi * rand(g, device, n)
+    return means, scales, angles, rand(g, device, n, 3), rand(g, device, n), rand(g, device, n), h, w
+
+
 WORKLOADS = {
     "get_rays": Workload("{n100}x100", lambda s, d, g: (s(100), 100, 138.9, torch.eye(4, device=d))),
     "sample_stratified": Workload("{n1024} rays x 64", lambda s, d, g: (randn(g, d, s(1024), 3), randn(g, d, s(1024), 3),
@@ -151,4 +191,5 @@ WORKLOADS = {
     "sample_pdf": Workload("{n256} rays, 63 bins, 128 samples", lambda s, d, g: (_sorted_t(g, d, s(256), 64),
                                                                                  rand(g, d, s(256), 63), 128, True)),
     "sphere_trace": Workload("{n4096} rays, unit sphere", _sphere_rays),
+    "splat_gaussians_2d": Workload("{n16}x16 image, 48 Gaussians", _gaussians),
 }
