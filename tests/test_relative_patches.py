@@ -13,7 +13,8 @@ def _labels(n, gen):
 
 @pytest.mark.parametrize(
     "shape,patch,gap",
-    [((1, 1, 3, 3), 1, 0), ((3, 2, 7, 9), 2, 0), ((4, 3, 16, 12), 3, 1), ((6, 1, 21, 20), 4, 2), ((2, 3, 11, 30), 3, 1)],
+    [((1, 1, 3, 3), 1, 0), ((3, 2, 7, 9), 2, 0), ((4, 3, 16, 12), 3, 1), ((6, 1, 21, 20), 4, 2),
+     ((2, 3, 11, 30), 3, 1)],
 )
 def test_matches_the_pixel_loop(shape, patch, gap, gen):
     x = randn(*shape, gen=gen)
@@ -81,7 +82,8 @@ def test_integer_images_and_positions_on_the_images_device(device, gen):
     pos = torch.tensor([0, 3, 7], dtype=torch.int32, device=device)
     center, neighbor = relative_patch_pairs(x, pos, 2, 0)
     center_n, neighbor_n = relative_patch_pairs_naive(x.cpu(), pos.cpu(), 2, 0)
-    assert center.dtype == torch.uint8 and torch.equal(center.cpu(), center_n) and torch.equal(neighbor.cpu(), neighbor_n)
+    assert center.dtype == torch.uint8
+    assert torch.equal(center.cpu(), center_n) and torch.equal(neighbor.cpu(), neighbor_n)
 
 
 def test_an_empty_batch_gives_empty_crops():
