@@ -1,34 +1,72 @@
-"""Small helpers that write recipe expressions and the checks every graded function shares.
+"""How a registry module declares a graded function: the builder, the standard checks, recipe helpers.
 
-Recipes are code (see core.py): these functions only format strings such as
-``torch.randn(4, 8, generator=g, dtype=torch.float32)`` so the assignment modules stay readable.
+Every graded function's checks follow one skeleton (each kind with its default weight and judge):
+
+    values (3.5) | stability (1.5) | analytic (1.0) | gradients (1.5) | dtype_device (0.5) | no_mutation (0.5) | errors
+
+plus the function's own checks (``check``). :func:`function_spec` fills in what the manifest and the reference
+already say (assignment, points, parameter names, the reference itself) and checks that the weights add up to the
+points. Recipes are code (see core.py): :func:`randn` / :func:`rand` only format strings such as
+``torch.randn(4, 8, generator=g, dtype=torch.float32)`` so the modules stay readable.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
+from course_lib.manifest import entry, reference
+
 from . import judges
-from .core import Cases, CheckSpec
+from .core import Cases, CheckSpec, FunctionSpec, Mistake
 
-__all__ = ["randn", "rand", "dims", "dtype_check", "mutation_check", "errors_check"]
-
-
-def dims(shape) -> str:
-    return ", ".join(str(int(s)) for s in shape)
+__all__ = ["function_spec", "check", "values", "stability", "analytic", "gradients", "dtype_check", "mutation_check",
+           "errors_check", "randn", "rand", "dims"]
 
 
-def randn(shape, dtype: str, scale: float | None = None) -> str:
-    expr = f"torch.randn({dims(shape)}, generator=g, dtype=torch.{dtype})"
-    return f"{expr} * {scale}" if scale not in (None, 1, 1.0) else expr
+def function_spec(name: str, checks: list[CheckSpec], mistakes: list[Mistake], **options) -> FunctionSpec:
+    """The spec of graded function ``name``: assignment, points, parameters and reference from the manifest.
+
+    Raises:
+        ValueError: when the check weights do not add up to the function's points, or a check name repeats.
+    """
+    g = entry(name)
+    ref = reference(name)
+    params = tuple(inspect.signature(ref).parameters)
+    total = sum(c.weight for c in checks)
+    if abs(total - g.points) > 1e-9:
+        raise ValueError(f"{name}: check weights add up to {total}, not to its {g.points} points")
+    names = [c.name for c in checks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{name}: repeated check names {names}")
+    return FunctionSpec(name=name, assignment=g.assignment, points=g.points, params=params, reference=ref,
+                        checks=checks, mistakes=mistakes, **options)
 
 
-def rand(shape, dtype: str, scale: float | None = None, offset: float | None = None) -> str:
-    expr = f"torch.rand({dims(shape)}, generator=g, dtype=torch.{dtype})"
-    if scale not in (None, 1, 1.0):
-        expr = f"{expr} * {scale}"
-    if offset:
-        expr = f"{expr} + {offset}"
-    return expr
+def check(name: str, title: str, weight: float, make: Callable[[Cases], None], judge: Callable | None = None,
+          auxiliary: bool = False) -> CheckSpec:
+    """A function's own check (judged by ``judge``, default: the value against the reference)."""
+    return CheckSpec(name, title, weight, make, judge, auxiliary)
+
+
+def values(title: str, make: Callable[[Cases], None], weight: float = 3.5, judge: Callable | None = None) -> CheckSpec:
+    """Random inputs against the reference (several shapes, both dtypes)."""
+    return CheckSpec("values", title, weight, make, judge)
+
+
+def stability(title: str, make: Callable[[Cases], None], weight: float = 1.5) -> CheckSpec:
+    """The contract's extreme ranges: finite and correct."""
+    return CheckSpec("stability", title, weight, make)
+
+
+def analytic(title: str, make: Callable[[Cases], None], weight: float = 1.0, judge: Callable | None = None) -> CheckSpec:
+    """Cases whose answer is known in closed form."""
+    return CheckSpec("analytic", title, weight, make, judge)
+
+
+def gradients(title: str, make: Callable[[Cases], None], weight: float = 1.5,
+              judge: Callable | None = None) -> CheckSpec:
+    """Input gradients for the same ``grad_outputs`` as the reference's (or gradients that must stop)."""
+    return CheckSpec("gradients", title, weight, make, judge or judges.gradients)
 
 
 def dtype_check(make_one: Callable[[Cases, str, str], None], weight: float = 0.5) -> CheckSpec:
@@ -46,10 +84,29 @@ def dtype_check(make_one: Callable[[Cases, str, str], None], weight: float = 0.5
 
 
 def mutation_check(make_one: Callable[[Cases], None], weight: float = 0.5) -> CheckSpec:
-    def make(c: Cases) -> None:
-        make_one(c)
-    return CheckSpec("no_mutation", "inputs are not modified", weight, make, judges.no_mutation, auxiliary=True)
+    """Inputs (other than those the function exists to mutate) are left as they were."""
+    return CheckSpec("no_mutation", "inputs are not modified", weight, make_one, judges.no_mutation, auxiliary=True)
 
 
 def errors_check(make: Callable[[Cases], None], weight: float = 1.0) -> CheckSpec:
+    """The contract's bad arguments raise ValueError naming the argument."""
     return CheckSpec("errors", "bad arguments raise ValueError naming the argument", weight, make, judges.raises)
+
+
+# ------------------------------------------------------------------------------------------------ recipe text
+def dims(shape) -> str:
+    return ", ".join(str(int(s)) for s in shape)
+
+
+def randn(shape, dtype: str, scale: float | None = None) -> str:
+    expr = f"torch.randn({dims(shape)}, generator=g, dtype=torch.{dtype})"
+    return f"{expr} * {scale}" if scale not in (None, 1, 1.0) else expr
+
+
+def rand(shape, dtype: str, scale: float | None = None, offset: float | None = None) -> str:
+    expr = f"torch.rand({dims(shape)}, generator=g, dtype=torch.{dtype})"
+    if scale not in (None, 1, 1.0):
+        expr = f"{expr} * {scale}"
+    if offset:
+        expr = f"{expr} + {offset}"
+    return expr

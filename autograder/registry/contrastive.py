@@ -13,17 +13,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-import course_lib
-
 from . import judges
-from .build import dtype_check, errors_check, mutation_check, randn
-from .core import Cases, CheckSpec, FunctionSpec, Mistake
+from .build import dtype_check, errors_check, function_spec, mutation_check, randn
+from .core import Cases, CheckSpec, mistake
 
 __all__ = ["SPECS"]
-
-
-def _ce0(logits):
-    return (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
 
 
 # ------------------------------------------------------------------------------------------------ InfoNCE
@@ -45,9 +39,8 @@ def _info_variant(q, p, neg, t=0.1, *, normalize=True, pos_last=False, scale=Non
     return per_row.mean() if reduce == "mean" else per_row.sum()
 
 
-INFO_NCE = FunctionSpec(
-    name="info_nce_loss", assignment="a3_contrastive", points=10.0,
-    params=("query", "positive", "negatives", "temperature"), reference=course_lib.info_nce_loss,
+INFO_NCE = function_spec(
+    "info_nce_loss",
     checks=[
         CheckSpec("values", "cross-entropy of cosine scores / temperature with the positive at index 0", 3.5,
                   lambda c: [_i_case(c, c.dtype(k)) for k in range(4)]),
@@ -71,13 +64,13 @@ INFO_NCE = FunctionSpec(
         ], 1.5),
     ],
     mistakes=[
-        Mistake("positive_index", "the positive at the wrong index: put score(q, p) first ([pos, neg_1..neg_M]) and use "
-                "target 0", lambda *a: _info_variant(*a, pos_last=True)),
-        Mistake("no_normalisation", "dot products instead of cosine similarities (L2-normalise the vectors first)",
-                lambda *a: _info_variant(*a, normalize=False)),
-        Mistake("temperature_multiplied", "scores multiplied by the temperature instead of divided by it",
-                lambda *a: _info_variant(*a, scale=True)),
-        Mistake("sum_over_batch", "a sum over the batch instead of the mean", lambda *a: _info_variant(*a, reduce="sum")),
+        mistake("positive_index", "the positive at the wrong index: put score(q, p) first ([pos, neg_1..neg_M]) and use "
+                "target 0", _info_variant, pos_last=True),
+        mistake("no_normalisation", "dot products instead of cosine similarities (L2-normalise the vectors first)",
+                _info_variant, normalize=False),
+        mistake("temperature_multiplied", "scores multiplied by the temperature instead of divided by it",
+                _info_variant, scale=True),
+        mistake("sum_over_batch", "a sum over the batch instead of the mean", _info_variant, reduce="sum"),
     ],
 )
 
@@ -104,9 +97,8 @@ def _nt_variant(za, zb, t=0.5, *, mask=True, normalize=True, denom="2n", rows="a
     return per_row.sum() / (n if denom == "n" else 2 * n)
 
 
-NT_XENT = FunctionSpec(
-    name="nt_xent_loss", assignment="a3_contrastive", points=10.0, params=("z_a", "z_b", "temperature"),
-    reference=course_lib.nt_xent_loss,
+NT_XENT = function_spec(
+    "nt_xent_loss",
     checks=[
         CheckSpec("values", "SimCLR's NT-Xent over the 2N views, mean over all 2N rows", 3.5,
                   lambda c: [_n_case(c, c.dtype(k)) for k in range(4)]),
@@ -130,12 +122,12 @@ NT_XENT = FunctionSpec(
         ], 1.5),
     ],
     mistakes=[
-        Mistake("no_self_mask", "NT-Xent without masking the self-similarity: k = i must be left out of the "
-                "denominator (mask its logit to -inf)", lambda *a: _nt_variant(*a, mask=False)),
-        Mistake("mean_over_n", "the sum averaged over N instead of over all 2N rows", lambda *a: _nt_variant(*a, denom="n")),
-        Mistake("no_normalisation", "dot products instead of cosine similarities", lambda *a: _nt_variant(*a, normalize=False)),
-        Mistake("one_view_only", "the loss of the first N rows only: both views are anchors (2N rows)",
-                lambda *a: _nt_variant(*a, rows="first")),
+        mistake("no_self_mask", "NT-Xent without masking the self-similarity: k = i must be left out of the "
+                "denominator (mask its logit to -inf)", _nt_variant, mask=False),
+        mistake("mean_over_n", "the sum averaged over N instead of over all 2N rows", _nt_variant, denom="n"),
+        mistake("no_normalisation", "dot products instead of cosine similarities", _nt_variant, normalize=False),
+        mistake("one_view_only", "the loss of the first N rows only: both views are anchors (2N rows)",
+                _nt_variant, rows="first"),
     ],
 )
 
@@ -186,9 +178,8 @@ def _in_place(ctx: judges.Context) -> judges.Verdict:
     return v
 
 
-MOMENTUM = FunctionSpec(
-    name="momentum_update", assignment="a3_contrastive", points=10.0, params=("key_encoder", "query_encoder", "m"),
-    reference=course_lib.momentum_update, mutated=(0,), observe=lambda out, after: [after[0], after[1]],
+MOMENTUM = function_spec(
+    "momentum_update", mutated=(0,), observe=lambda out, after: [after[0], after[1]],
     loops_allowed=99,                                  # looping over parameter tensors is the normal way
     checks=[
         CheckSpec("values", "theta_k <- m theta_k + (1 - m) theta_q for every parameter; the query encoder unchanged", 4.0,
@@ -207,14 +198,14 @@ MOMENTUM = FunctionSpec(
         ], 2.0),
     ],
     mistakes=[
-        Mistake("m_swapped", "m and 1 - m swapped: the key encoder keeps the fraction m of itself",
-                lambda *a: _momentum_variant(*a, swap=True)),
-        Mistake("query_updated", "the update applied to the query encoder instead of the key encoder",
-                lambda *a: _momentum_variant(*a, target="query")),
-        Mistake("buffers_updated", "buffers (BatchNorm statistics) averaged too: only parameters are updated",
-                lambda *a: _momentum_variant(*a, buffers=True)),
-        Mistake("no_update", "nothing updated in place (assigning to a loop variable does not change the module)",
-                lambda *a: _momentum_variant(*a, noop=True)),
+        mistake("m_swapped", "m and 1 - m swapped: the key encoder keeps the fraction m of itself",
+                _momentum_variant, swap=True),
+        mistake("query_updated", "the update applied to the query encoder instead of the key encoder",
+                _momentum_variant, target="query"),
+        mistake("buffers_updated", "buffers (BatchNorm statistics) averaged too: only parameters are updated",
+                _momentum_variant, buffers=True),
+        mistake("no_update", "nothing updated in place (assigning to a loop variable does not change the module)",
+                _momentum_variant, noop=True),
     ],
 )
 

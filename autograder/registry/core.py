@@ -12,6 +12,7 @@ as a replay snippet, so the one example a failed check prints can be run locally
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import math
 import random
@@ -24,7 +25,8 @@ import torch.nn.functional as F
 from ..worker import specials
 from ..worker.runner import surrogate
 
-__all__ = ["Special", "Case", "CheckSpec", "Mistake", "FunctionSpec", "Cases", "derive_seed", "Materialized", "materialize"]
+__all__ = ["Special", "Case", "CheckSpec", "Mistake", "mistake", "FunctionSpec", "Cases", "derive_seed", "Materialized",
+           "materialize"]
 
 
 def derive_seed(*parts: Any) -> int:
@@ -136,10 +138,33 @@ class Case:
 
 @dataclass
 class Mistake:
+    """A known wrong implementation: ``variant(*reference_args, **flags)``.
+
+    ``variant`` is self-contained (torch, F, math and helpers of its own module only), so the same entry serves
+    the judges (computed in the grader on the case's inputs), the sample submissions and the test fixtures
+    (written out as notebook code with :meth:`body`): one catalogue of mistakes.
+    """
+
     name: str
     message: str                            # what the student probably did, and how to fix it
-    fn: Callable                            # wrong implementation with the reference's arguments
+    variant: Callable                       # wrong implementation: the reference's arguments, then flags
+    flags: dict = field(default_factory=dict)
     grads: bool = False                     # compare gradients (a mistake that only shows in backward)
+
+    @property
+    def fn(self) -> Callable:
+        return functools.partial(self.variant, **self.flags) if self.flags else self.variant
+
+    def body(self, params: tuple[str, ...] | list[str]) -> str:
+        """The body of a submitted function with these ``params`` that makes this mistake (indent 0)."""
+        from course_lib.sourcegen import call_body
+
+        return call_body(self.variant, list(params), **self.flags)
+
+
+def mistake(name: str, message: str, variant: Callable, *, grads: bool = False, **flags) -> Mistake:
+    """``Mistake(name, message, variant, flags)``: the variant called with keyword ``flags``."""
+    return Mistake(name, message, variant, flags, grads)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Hidden checks for assignment a1_gans: discriminator_loss, generator_loss.
+"""Hidden checks for course_lib.gan (assignment a1_gans): discriminator_loss, generator_loss.
 
 Contract (docs/graded-api.md): losses on logits through softplus, stable for logits in [-1e4, 1e4].
 Known mistakes: the fake term's sign flipped, real/fake swapped, sums instead of means, log(sigmoid(x))
@@ -12,11 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-import course_lib
-
-from . import judges
-from .build import dtype_check, errors_check, mutation_check, randn
-from .core import Cases, CheckSpec, FunctionSpec, Mistake
+from .build import analytic, dtype_check, errors_check, function_spec, gradients, mutation_check, randn, stability, values
+from .core import Cases, mistake
 
 __all__ = ["SPECS"]
 
@@ -72,37 +69,42 @@ def _d_errors(c: Cases) -> None:
           note="logits_fake of shape [2, 2]", meta={"arg": "logits_fake"})
 
 
-def _d_naive(lr, lf):
-    return -torch.log(torch.sigmoid(lr)).mean() - torch.log(1 - torch.sigmoid(lf)).mean()
+def _d_variant(logits_real, logits_fake, *, fake_sign=1.0, swapped=False, reduce="mean", form="softplus"):
+    """Wrong discriminator losses: the fake term's sign, real/fake swapped, sums, log(sigmoid), BCE on probabilities."""
+    lr, lf = (logits_fake, logits_real) if swapped else (logits_real, logits_fake)
+    if form == "log_sigmoid":                                   # overflows: log(0) for large logits
+        real, fake = -torch.log(torch.sigmoid(lr)), -torch.log(1 - torch.sigmoid(lf))
+    elif form == "bce":                                         # BCE clamps its log at -100
+        real = F.binary_cross_entropy(torch.sigmoid(lr), torch.ones_like(lr), reduction="none")
+        fake = F.binary_cross_entropy(torch.sigmoid(lf), torch.zeros_like(lf), reduction="none")
+    else:
+        real, fake = F.softplus(-lr), F.softplus(fake_sign * lf)
+    if reduce == "sum":
+        return real.sum() + fake.sum()
+    return real.mean() + fake.mean()
 
 
-def _d_bce(lr, lf):
-    return (F.binary_cross_entropy(torch.sigmoid(lr), torch.ones_like(lr))
-            + F.binary_cross_entropy(torch.sigmoid(lf), torch.zeros_like(lf)))
-
-
-DISCRIMINATOR = FunctionSpec(
-    name="discriminator_loss", assignment="a1_gans", points=10.0, params=("logits_real", "logits_fake"),
-    reference=course_lib.discriminator_loss,
+DISCRIMINATOR = function_spec(
+    "discriminator_loss",
     checks=[
-        CheckSpec("values", "matches mean(softplus(-logits_real)) + mean(softplus(logits_fake)) on random logits", 3.5, _d_values),
-        CheckSpec("stability", "finite and correct for logits of +-1e4", 1.5, _d_stability),
-        CheckSpec("analytic", "known values (2 log 2 at zero logits)", 1.0, _d_analytic),
-        CheckSpec("gradients", "gradients match the reference (and stay finite at +-1e4)", 1.5, _d_grads, judges.gradients),
+        values("matches mean(softplus(-logits_real)) + mean(softplus(logits_fake)) on random logits", _d_values),
+        stability("finite and correct for logits of +-1e4", _d_stability),
+        analytic("known values (2 log 2 at zero logits)", _d_analytic),
+        gradients("gradients match the reference (and stay finite at +-1e4)", _d_grads),
         dtype_check(_d_dtype),
         mutation_check(_d_mutation),
         errors_check(_d_errors, 1.5),
     ],
     mistakes=[
-        Mistake("fake_sign", "the fake term with its sign flipped: use softplus(+logits_fake), i.e. -log(1 - D(G(z)))",
-                lambda lr, lf: F.softplus(-lr).mean() + F.softplus(-lf).mean()),
-        Mistake("swapped", "the real and fake terms swapped: real logits go into softplus(-x), fake ones into softplus(+x)",
-                lambda lr, lf: F.softplus(lr).mean() + F.softplus(-lf).mean()),
-        Mistake("sum", "sums instead of means over the batch", lambda lr, lf: F.softplus(-lr).sum() + F.softplus(lf).sum()),
-        Mistake("naive_log_sigmoid", "log(sigmoid(x)) computed directly, which overflows for large logits: use "
-                "softplus (-log sigmoid(x) = softplus(-x))", _d_naive),
-        Mistake("bce_probabilities", "binary cross-entropy on sigmoid probabilities, which clamps the log at -100: "
-                "work on logits with softplus", _d_bce),
+        mistake("fake_sign", "the fake term with its sign flipped: use softplus(+logits_fake), i.e. -log(1 - D(G(z)))",
+                _d_variant, fake_sign=-1.0),
+        mistake("swapped", "the real and fake terms swapped: real logits go into softplus(-x), fake ones into softplus(+x)",
+                _d_variant, swapped=True),
+        mistake("sum", "sums instead of means over the batch", _d_variant, reduce="sum"),
+        mistake("naive_log_sigmoid", "log(sigmoid(x)) computed directly, which overflows for large logits: use "
+                "softplus (-log sigmoid(x) = softplus(-x))", _d_variant, form="log_sigmoid"),
+        mistake("bce_probabilities", "binary cross-entropy on sigmoid probabilities, which clamps the log at -100: "
+                "work on logits with softplus", _d_variant, form="bce"),
     ],
 )
 
@@ -147,31 +149,33 @@ def _g_errors(c: Cases) -> None:
           meta={"arg": "logits_fake"})
 
 
-def _g_naive(lf, saturating=False):
-    if saturating:
-        return torch.log(1 - torch.sigmoid(lf)).mean()
-    return -torch.log(torch.sigmoid(lf)).mean()
+def _g_variant(logits_fake, saturating=False, *, swap_forms=False, sign=1.0, form="softplus"):
+    """Wrong generator losses: the two forms swapped, the wrong sign, log(sigmoid) computed directly."""
+    sat = (not saturating) if swap_forms else saturating
+    if form == "log_sigmoid":
+        loss = torch.log(1 - torch.sigmoid(logits_fake)).mean() if sat else -torch.log(torch.sigmoid(logits_fake)).mean()
+    else:
+        loss = -F.softplus(logits_fake).mean() if sat else F.softplus(-logits_fake).mean()
+    return sign * loss
 
 
-GENERATOR = FunctionSpec(
-    name="generator_loss", assignment="a1_gans", points=10.0, params=("logits_fake", "saturating"),
-    reference=course_lib.generator_loss,
+GENERATOR = function_spec(
+    "generator_loss",
     checks=[
-        CheckSpec("values", "matches the non-saturating and saturating losses on random logits", 3.5, _g_values),
-        CheckSpec("stability", "finite and correct for logits of +-1e4 (both forms)", 1.5, _g_stability),
-        CheckSpec("analytic", "known values (log 2 and -log 2 at zero logits)", 1.0, _g_analytic),
-        CheckSpec("gradients", "gradients match the reference", 1.5, _g_grads, judges.gradients),
+        values("matches the non-saturating and saturating losses on random logits", _g_values),
+        stability("finite and correct for logits of +-1e4 (both forms)", _g_stability),
+        analytic("known values (log 2 and -log 2 at zero logits)", _g_analytic),
+        gradients("gradients match the reference", _g_grads),
         dtype_check(_g_dtype),
         mutation_check(_g_mutation),
         errors_check(_g_errors, 1.5),
     ],
     mistakes=[
-        Mistake("forms_swapped", "the saturating and non-saturating forms swapped: non-saturating (default) is "
-                "mean(softplus(-logits)), saturating is -mean(softplus(logits))",
-                lambda lf, saturating=False: course_lib.generator_loss(lf, not saturating)),
-        Mistake("sign", "the loss with the wrong sign", lambda lf, saturating=False: -course_lib.generator_loss(lf, saturating)),
-        Mistake("naive_log_sigmoid", "log(sigmoid(x)) computed directly, which overflows for large logits: use softplus",
-                _g_naive),
+        mistake("forms_swapped", "the saturating and non-saturating forms swapped: non-saturating (default) is "
+                "mean(softplus(-logits)), saturating is -mean(softplus(logits))", _g_variant, swap_forms=True),
+        mistake("sign", "the loss with the wrong sign", _g_variant, sign=-1.0),
+        mistake("naive_log_sigmoid", "log(sigmoid(x)) computed directly, which overflows for large logits: use softplus",
+                _g_variant, form="log_sigmoid"),
     ],
 )
 

@@ -4,6 +4,12 @@ Everything here runs in the grader. The student's reply is data (plain tensors a
 format); it is compared with the reference answer computed in this process, never by calling anything the
 student sent. When a value is wrong, every known-mistake variant of the function is computed on the same
 inputs, and a variant that reproduces the student's answer (while differing from the reference) is named.
+
+Every reply is treated as forged: the worker runs the student's code, which can write any well-formed reply.
+So a container must have exactly the reference's structure and length, lists the worker reports about the
+inputs (gradients, arguments after the call) must have exactly one entry per input, and whatever is missing,
+malformed or of another type fails the case. Nothing here ``zip()``s a worker list against a reference list
+without checking the lengths first.
 """
 from __future__ import annotations
 
@@ -92,14 +98,15 @@ def compare(got: Any, want: Any, spec: FunctionSpec, where: str = "output", equa
             return [f"{where}: expected a tensor of shape {list(want.shape)}, got {_kind(got)}"]
         return _compare_tensor(got["data"], want, where, spec, equal_nan)
     if isinstance(want, (tuple, list)):
-        if not isinstance(got, dict) or got.get("t") not in ("tuple", "list") or got.get("n") != len(want):
+        items = got.get("items") if isinstance(got, dict) and got.get("t") in ("tuple", "list") else None
+        if not isinstance(items, list) or got.get("n") != len(want) or len(items) != len(want):
             return [f"{where}: expected a tuple of {len(want)} values, got {_kind(got)}"]
         problems: list[str] = []
-        for i, (g, w) in enumerate(zip(got["items"], want)):
+        for i, (g, w) in enumerate(zip(items, want)):
             problems += compare(g, w, spec, f"{where}[{i}]", equal_nan)
         return problems
     if isinstance(want, dict) and want.get("t") == "module":
-        if not isinstance(got, dict) or got.get("t") != "module" or len(got.get("params", [])) != len(want["params"]):
+        if not _module_matches(got, want):
             return [f"{where}: the module's parameters could not be compared"]
         problems = []
         for name, g, w in zip(want["names"], got["params"], want["params"]):
@@ -123,6 +130,20 @@ def compare(got: Any, want: Any, spec: FunctionSpec, where: str = "output", equa
     if want is None:
         return [] if isinstance(got, dict) and got.get("t") == "none" else [f"{where}: expected None, got {_kind(got)}"]
     return [f"{where}: cannot compare a {type(want).__name__}"]
+
+
+def _module_matches(got: Any, want: dict) -> bool:
+    """A module description with the reference's parameter and buffer names, in order, and one tensor and flag
+    per name (so the zips below compare everything the reference has)."""
+    if not isinstance(got, dict) or got.get("t") != "module":
+        return False
+    lists = [got.get(k) for k in ("names", "params", "requires_grad", "buffer_names", "buffers")]
+    if not all(isinstance(v, list) for v in lists):
+        return False
+    names, params, flags, bnames, buffers = lists
+    return (names == list(want["names"]) and len(params) == len(want["params"]) == len(flags)
+            and bnames == list(want["buffer_names"]) and len(buffers) == len(want["buffers"])
+            and all(type(t) is torch.Tensor for t in params + buffers))
 
 
 def _kind(d: Any) -> str:
@@ -156,6 +177,30 @@ def _tensors(d: Any) -> list[dict]:
     if isinstance(d, dict) and d.get("t") in ("tuple", "list"):
         return [t for item in d["items"] for t in _tensors(item)]
     return []
+
+
+def _same_structure(got: Any, want: Any) -> bool:
+    """The description has the reference value's nesting: a tensor where it has a tensor, a tuple/list of the
+    same length where it has one (other leaves are not looked at here)."""
+    if isinstance(want, torch.Tensor):
+        return isinstance(got, dict) and got.get("t") == "tensor"
+    if isinstance(want, (tuple, list)):
+        items = got.get("items") if isinstance(got, dict) and got.get("t") in ("tuple", "list") else None
+        return (isinstance(items, list) and got.get("n") == len(items) == len(want)
+                and all(_same_structure(g, w) for g, w in zip(items, want)))
+    return True
+
+
+def _per_input(values: Any, n: int) -> bool:
+    """A worker list that must hold exactly one entry per input (gradients, arguments after the call)."""
+    return isinstance(values, list) and len(values) == n
+
+
+def _inputs_after_problem(ctx: "Context") -> str | None:
+    """Why the reported arguments after the call cannot be judged (None when they can)."""
+    if ctx.case.return_inputs and not _per_input(ctx.reply.get("inputs_after"), len(ctx.m.args)):
+        return f"the arguments after the call could not be read (expected {len(ctx.m.args)} of them)"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ failures
@@ -204,9 +249,9 @@ def _find_mistake(ctx: Context, got_obs: Any, grads: bool = False, got_grads: li
         except Exception:
             continue
         if grads:
-            if vgrads is None or got_grads is None:
+            if vgrads is None or not _per_input(got_grads, len(vgrads)) or not _per_input(ctx.m.ref_grads, len(vgrads)):
                 continue
-            differs = any(_grad_problems(v, r, ctx.spec, "x") for v, r in zip(vgrads, ctx.m.ref_grads or []))
+            differs = any(_grad_problems(v, r, ctx.spec, "x") for v, r in zip(vgrads, ctx.m.ref_grads))
             same = all(not _grad_problems_desc(s, v, ctx.spec, "x", True) for s, v in zip(got_grads, vgrads))
         else:
             var_obs = _observe(ctx.spec, out, after)
@@ -249,6 +294,9 @@ def value(ctx: Context) -> Verdict:
     bad = _returned(ctx)
     if bad:
         return bad
+    unreadable = _inputs_after_problem(ctx) if ctx.spec.observe else None
+    if unreadable:
+        return Verdict(0.0, unreadable)
     got = _student_obs(ctx)
     want = _observe(ctx.spec, ctx.m.ref_out, ctx.m.ref_after)
     problems = compare(got, want, ctx.spec, "output" if not ctx.spec.observe else "result")
@@ -266,8 +314,9 @@ def dtype_device(ctx: Context) -> Verdict:
     if bad:
         return bad
     got, want = _tensors(ctx.reply.get("out")), [t for t in _flat(ctx.m.ref_out)]
-    if len(got) != len(want):
-        return Verdict(0.0, f"expected {len(want)} tensor output(s), got {len(got)}")
+    if len(got) != len(want) or not _same_structure(ctx.reply.get("out"), ctx.m.ref_out):
+        return Verdict(0.0, f"expected {len(want)} tensor output(s) shaped like the reference's output, got "
+                            f"{_kind(ctx.reply.get('out'))}")
     for i, (g, w) in enumerate(zip(got, want)):
         where = "output" if len(want) == 1 else f"output[{i}]"
         if g["data"].dtype != w.dtype:
@@ -300,6 +349,8 @@ def _grad_problems(got: torch.Tensor | None, want: torch.Tensor | None, spec: Fu
 def _grad_problems_desc(got: dict | None, want: torch.Tensor | None, spec: FunctionSpec, where: str, equal_nan: bool = False) -> list[str]:
     if got is None:
         return _grad_problems(None, want, spec, where)
+    if not isinstance(got, dict) or got.get("t") != "tensor":
+        return [f"{where}: expected a gradient tensor, got {_kind(got)}"]
     if want is None:
         want = torch.zeros_like(got["data"])
     return _compare_tensor(got["data"], want, where, spec, equal_nan)
@@ -318,7 +369,11 @@ def gradients(ctx: Context) -> Verdict:
         exc = g.get("exc") or {}
         return Verdict(0.0, f"back-propagation failed: {exc.get('type')}: {exc.get('message', '')}")
     names = [ctx.spec.params[i] for i in ctx.case.grad_wrt]
-    for name, got, want in zip(names, g["grads"], ctx.m.ref_grads or []):
+    if not _per_input(g.get("grads"), len(names)) or not _per_input(ctx.m.ref_grads, len(names)):
+        return Verdict(0.0, f"the gradients could not be read (expected one per input: {', '.join(names)})")
+    if not _same_structure(ctx.reply.get("out"), ctx.m.ref_out):
+        return Verdict(0.0, f"the output is not shaped like the reference's output (got {_kind(ctx.reply.get('out'))})")
+    for name, got, want in zip(names, g["grads"], ctx.m.ref_grads):
         if got is None and want is not None and bool(want.abs().max() > 0):
             return Verdict(0.0, f"no gradient reaches {name} (is it detached somewhere?)")
         problems = _grad_problems_desc(got, want, ctx.spec, f"gradient wrt {name}")
@@ -333,6 +388,8 @@ def stop_gradient(ctx: Context) -> Verdict:
     bad = _returned(ctx)
     if bad:
         return bad
+    if not _same_structure(ctx.reply.get("out"), ctx.m.ref_out):
+        return Verdict(0.0, f"the output is not shaped like the reference's output (got {_kind(ctx.reply.get('out'))})")
     if ctx.case.meta.get("detached"):
         leaking = [t for t in _tensors(ctx.reply.get("out")) if t.get("requires_grad")]
         if leaking:
@@ -343,10 +400,14 @@ def stop_gradient(ctx: Context) -> Verdict:
     if g.get("status") not in ("ok", "no-graph"):
         exc = g.get("exc") or {}
         return Verdict(0.0, f"back-propagation failed: {exc.get('type')}: {exc.get('message', '')}")
+    if not _per_input(g.get("grads"), len(ctx.case.grad_wrt)):
+        return Verdict(0.0, f"the gradients could not be read (expected one per input, {len(ctx.case.grad_wrt)})")
     for pos in ctx.case.meta.get("stop", ()):
         k = list(ctx.case.grad_wrt).index(pos)
         got = g["grads"][k]
-        if got is not None and bool(got["data"].abs().max() > 0):
+        if got is not None and not (isinstance(got, dict) and got.get("t") == "tensor"):
+            return Verdict(0.0, f"the gradient wrt {ctx.spec.params[pos]} could not be read (got {_kind(got)})")
+        if got is not None and got["data"].numel() and bool(got["data"].abs().max() > 0):
             found = _find_mistake(ctx, None, grads=True, got_grads=g["grads"])
             msg = f"a gradient flows into {ctx.spec.params[pos]}, which must be treated as a constant (detach it)"
             return Verdict(0.0, msg + (f"; this {found.message}" if found else ""), found.mistake if found else None)
@@ -358,12 +419,15 @@ def no_mutation(ctx: Context) -> Verdict:
     bad = _returned(ctx)
     if bad:
         return bad
-    after = ctx.reply.get("inputs_after") or []
+    after = ctx.reply.get("inputs_after")
+    if not _per_input(after, len(ctx.m.args)):
+        return Verdict(0.0, f"the arguments after the call could not be read (expected {len(ctx.m.args)} of them)")
     for i, (before, got) in enumerate(zip(ctx.m.args, after)):
         if i in ctx.spec.mutated or not isinstance(before, torch.Tensor):
             continue
         same = (isinstance(got, dict) and got.get("t") == "tensor" and got["data"].shape == before.shape
-                and (torch.equal(got["data"].to(before.dtype), before) or _both_nan(got["data"], before)))
+                and got["data"].dtype == before.dtype
+                and (torch.equal(got["data"], before) or _both_nan(got["data"], before)))
         if not same:
             return Verdict(0.0, f"the call modified its input {ctx.spec.params[i]} in place (work on a copy, or use "
                                 "out-of-place operations)")

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import torch
 
-import course_lib
-
 from . import judges
-from .build import dtype_check, errors_check, mutation_check, randn
-from .core import Cases, CheckSpec, FunctionSpec, Mistake
+from .build import dtype_check, errors_check, function_spec, mutation_check, randn
+from .core import Cases, CheckSpec, mistake
 
 __all__ = ["SPECS"]
 
@@ -60,9 +58,8 @@ def _detached_queue(ctx: judges.Context) -> judges.Verdict:
     return v
 
 
-ENQUEUE = FunctionSpec(
-    name="enqueue", assignment="a3_contrastive", points=10.0, params=("queue", "ptr", "keys"),
-    reference=course_lib.enqueue, mutated=(0,), observe=lambda out, after: [out, after[0]],
+ENQUEUE = function_spec(
+    "enqueue", mutated=(0,), observe=lambda out, after: [out, after[0]],
     checks=[
         CheckSpec("values", "rows ptr .. ptr + N - 1 become keys; returns (ptr + N) mod K", 3.0,
                   lambda c: [_e_case(c, wrap=False, dt=("float32", "float64")[i % 2]) for i in range(3)]),
@@ -82,12 +79,12 @@ ENQUEUE = FunctionSpec(
         ], 2.5),
     ],
     mistakes=[
-        Mistake("drops", "an enqueue that drops the keys past the end instead of wrapping them to row 0",
-                lambda *a: _enqueue_variant(*a, mode="drop")),
-        Mistake("no_modulo", "the new pointer returned without the modulo: (ptr + N) % K",
-                lambda *a: _enqueue_variant(*a, mode="no_modulo")),
-        Mistake("ptr_not_advanced", "the pointer returned unchanged: return (ptr + N) % K",
-                lambda *a: _enqueue_variant(*a, mode="same")),
+        mistake("drops", "an enqueue that drops the keys past the end instead of wrapping them to row 0",
+                _enqueue_variant, mode="drop"),
+        mistake("no_modulo", "the new pointer returned without the modulo: (ptr + N) % K",
+                _enqueue_variant, mode="no_modulo"),
+        mistake("ptr_not_advanced", "the pointer returned unchanged: return (ptr + N) % K",
+                _enqueue_variant, mode="same"),
     ],
 )
 
@@ -111,9 +108,8 @@ def _moco_variant(q, k, queue, t=0.07, *, detach_k=True, detach_queue=True, pos_
     return (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
 
 
-MOCO = FunctionSpec(
-    name="moco_loss", assignment="a3_contrastive", points=10.0, params=("q", "k", "queue", "temperature"),
-    reference=course_lib.moco_loss,
+MOCO = function_spec(
+    "moco_loss",
     checks=[
         CheckSpec("values", "cross-entropy of [q.k, q @ queue.T] / temperature with target 0", 3.0,
                   lambda c: [_q_case(c, c.dtype(i)) for i in range(4)]),
@@ -136,14 +132,14 @@ MOCO = FunctionSpec(
         ], 1.5),
     ],
     mistakes=[
-        Mistake("grad_into_k", "moco_loss with gradient into k: the keys come from the momentum encoder, use k.detach()",
-                lambda *a: _moco_variant(*a, detach_k=False), grads=True),
-        Mistake("grad_into_queue", "gradient into the queue: use queue.detach()",
-                lambda *a: _moco_variant(*a, detach_queue=False), grads=True),
-        Mistake("positive_index", "the positive at the wrong index: logits = [q.k, q @ queue.T] with target 0",
-                lambda *a: _moco_variant(*a, pos_last=True)),
-        Mistake("temperature_multiplied", "logits multiplied by the temperature instead of divided by it",
-                lambda *a: _moco_variant(*a, scale=True)),
+        mistake("grad_into_k", "moco_loss with gradient into k: the keys come from the momentum encoder, use k.detach()",
+                _moco_variant, grads=True, detach_k=False),
+        mistake("grad_into_queue", "gradient into the queue: use queue.detach()",
+                _moco_variant, grads=True, detach_queue=False),
+        mistake("positive_index", "the positive at the wrong index: logits = [q.k, q @ queue.T] with target 0",
+                _moco_variant, pos_last=True),
+        mistake("temperature_multiplied", "logits multiplied by the temperature instead of divided by it",
+                _moco_variant, scale=True),
     ],
 )
 

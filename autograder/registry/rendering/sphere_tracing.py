@@ -1,0 +1,153 @@
+"""Hidden checks for sphere_trace (assignment a4_rendering).
+
+The SDFs come from a fixed menu of analytic shapes (sphere, box, union, translation; see specials.py) that the
+worker rebuilds from a spec, so no callable ever crosses the process boundary. Rays are chosen with a clear
+margin: hits aim well inside the silhouette, misses pass at least 0.6 outside it or point away, so every
+correct implementation agrees on which rays hit.
+
+Known mistakes: far ignored (a surface beyond far reported as a hit), misses left at their last t instead of
+far, marching from 0 instead of near.
+
+Reference: Hart, "Sphere Tracing", The Visual Computer 1996.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import judges
+from ..build import dtype_check, errors_check, function_spec, mutation_check
+from ..core import Cases, CheckSpec, mistake
+
+__all__ = ["SPECS"]
+
+UNIT_SPHERE = {"kind": "sphere", "center": [0.0, 0.0, 0.0], "radius": 1.0}
+SCENES = [
+    UNIT_SPHERE,
+    {"kind": "box", "center": [0.0, 0.0, 0.0], "half": [0.9, 0.9, 0.9]},
+    {"kind": "union", "parts": [UNIT_SPHERE, {"kind": "sphere", "center": [0.0, 0.0, 2.5], "radius": 0.5}]},
+    {"kind": "translate", "shift": [0.0, 0.0, 0.5], "inner": {"kind": "box", "center": [0.0, 0.0, 0.0], "half": [0.8, 0.9, 0.7]}},
+]
+
+
+def _rays(dt: str, hits: int, misses: int, z0: float = -4.0) -> str:
+    """Rays parallel to +z from the plane z = z0: hits within 0.55 of the axis, misses beyond 1.6 or pointing away."""
+    return (
+        f"xy_hit = (torch.rand({hits}, 2, generator=g, dtype=torch.{dt}) - 0.5) * 1.1\n"
+        f"xy_miss = F.normalize(torch.randn({misses}, 2, generator=g, dtype=torch.{dt}), dim=-1) * "
+        f"(1.6 + torch.rand({misses}, 1, generator=g, dtype=torch.{dt}))\n"
+        f"origins = torch.cat([torch.cat([xy_hit, xy_miss]), torch.full(({hits + misses}, 1), {z0}, dtype=torch.{dt})], 1)\n"
+        f"directions = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.{dt}).expand({hits + misses}, 3).clone()"
+    )
+
+
+def _st_case(c: Cases, dt: str, *, scene=None, near=0.0, far=10.0, steps=100, eps=1e-4, hits=None, misses=None,
+             recipe=None, note="", **opt) -> None:
+    scene = scene or c.choice(SCENES)
+    hits, misses = hits or c.randint(2, 6), misses or c.randint(1, 4)
+    body = recipe or _rays(dt, hits, misses)
+    c.add(f"sdf = SDF({scene!r})\n{body}", ["sdf", "origins", "directions", repr(near), repr(far), str(steps), repr(eps)],
+          note=note or f"{dt}, {scene['kind']}, {hits} hits + {misses} misses, near={near}, far={far}, "
+                       f"max_steps={steps}, eps={eps}", **opt)
+
+
+def _trace_judge(ctx: judges.Context) -> judges.Verdict:
+    """hit equal to the reference's; hits within 20 eps of the reference t; misses at t = far."""
+    bad = judges.describe_failure(ctx)
+    if bad:
+        return judges.Verdict(0.0, bad)
+    out = ctx.reply.get("out") or {}
+    ref_t, ref_hit = ctx.m.ref_out
+    items = out.get("items") if out.get("t") in ("tuple", "list") else None
+    if not items or len(items) != 2 or any(i.get("t") != "tensor" for i in items):
+        return judges.Verdict(0.0, f"expected a tuple (t [N], hit [N]), got {judges._kind(out)}")
+    t, hit = items[0]["data"], items[1]["data"]
+    if list(t.shape) != list(ref_t.shape) or list(hit.shape) != list(ref_hit.shape):
+        return judges.Verdict(0.0, f"expected t and hit of shape {list(ref_t.shape)}, got {list(t.shape)} and {list(hit.shape)}")
+    if hit.dtype != torch.bool:
+        return judges.Verdict(0.0, f"hit must be a bool tensor, got dtype {hit.dtype}")
+    eps, far = float(ctx.m.args[6]), float(ctx.m.args[4])
+    verdict = None
+    if not torch.equal(hit, ref_hit):
+        wrong = (hit != ref_hit).nonzero().reshape(-1).tolist()
+        verdict = judges.Verdict(0.0, f"hit differs from the expected {ref_hit.tolist()} at rays {wrong[:5]} (got {hit.tolist()})")
+    else:
+        t64, ref64 = t.to(torch.float64), ref_t.to(torch.float64)
+        tol = 20 * eps + 1e-5 * far
+        close = (t64 - ref64).abs() <= tol
+        if not bool(close.all()):
+            i = int((~close).nonzero()[0])
+            what = "a hit" if bool(ref_hit[i]) else "a miss (misses report t = far)"
+            verdict = judges.Verdict(0.0, f"ray {i} is {what}: expected t = {ref64[i].item():.6g}, got {t64[i].item():.6g}")
+    if verdict is None:
+        return judges.Verdict(1.0)
+    for mistake in ctx.spec.mistakes:
+        try:
+            vt, vhit = mistake.fn(*[a.build() if hasattr(a, "build") else a for a in ctx.m.args])
+        except Exception:
+            continue
+        differs = not torch.equal(vhit, ref_hit) or not torch.allclose(vt.double(), ref_t.double(), atol=20 * eps)
+        if differs and torch.equal(vhit, hit) and torch.allclose(vt.double(), t.double(), atol=20 * eps + 1e-5 * far):
+            return judges.Verdict(0.0, f"{verdict.message}; this looks like {mistake.message}", mistake.name)
+    return verdict
+
+
+def _trace_variant(sdf, o, d, near=0.0, far=10.0, max_steps=64, eps=1e-4, *, ignore_far=False, miss_t="far", start=None):
+    t = torch.full((o.shape[0],), near if start is None else start, dtype=o.dtype)
+    hit = torch.zeros(o.shape[0], dtype=torch.bool)
+    done = torch.zeros_like(hit)
+    with torch.no_grad():
+        for _ in range(max_steps):
+            s = sdf(o + t[:, None] * d)
+            newly = (s < eps) & ~done
+            hit |= newly
+            done |= newly
+            t = torch.where(done, t, t + s)
+            if not ignore_far:
+                done |= t > far
+    if miss_t == "far":
+        t = torch.where(hit, t, torch.full_like(t, far))
+    return t, hit
+
+
+SPHERE_TRACE = function_spec(
+    "sphere_trace",
+    loops_allowed=1,
+    checks=[
+        CheckSpec("values", "hits within a few eps of the first crossing, misses at t = far", 4.0,
+                  lambda c: [_st_case(c, c.dtype(k), scene=SCENES[k]) for k in range(4)], _trace_judge),
+        CheckSpec("far", "a surface beyond far is a miss", 1.5, lambda c: [
+            _st_case(c, "float64", scene=UNIT_SPHERE, far=2.5, note="unit sphere at t = 3 with far = 2.5: every ray misses"),
+        ], _trace_judge),
+        CheckSpec("near", "marching starts at near", 1.0, lambda c: [
+            _st_case(c, "float64", scene={"kind": "union", "parts": [UNIT_SPHERE, {"kind": "sphere", "center": [0.0, 0.0, -3.0],
+                                                                                 "radius": 0.3}]},
+                     near=1.5, hits=3, misses=1, note="a small sphere at t = 0.7..1.3 lies before near = 1.5",
+                     recipe="origins = torch.tensor([[0.0, 0.0, -4.0], [0.1, 0.0, -4.0], [0.0, -0.5, -4.0], [2.0, 0.0, -4.0]], "
+                            "dtype=torch.float64)\ndirections = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64).expand(4, 3).clone()"),
+        ], _trace_judge),
+        CheckSpec("max_steps", "a ray that needs two steps misses with max_steps = 1 and hits with 2", 1.0, lambda c: [
+            _st_case(c, "float64", scene=UNIT_SPHERE, steps=1, recipe="origins = torch.tensor([[0.0, 0.0, -3.0]], dtype=torch.float64)\n"
+                     "directions = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)", note="head-on ray, max_steps=1", hits=1, misses=1),
+            _st_case(c, "float64", scene=UNIT_SPHERE, steps=2, recipe="origins = torch.tensor([[0.0, 0.0, -3.0]], dtype=torch.float64)\n"
+                     "directions = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)", note="head-on ray, max_steps=2", hits=1, misses=1),
+        ], _trace_judge),
+        dtype_check(lambda c, dt, dev: _st_case(c, dt, scene=UNIT_SPHERE, note=f"{dt} on {dev}", device=dev)),
+        mutation_check(lambda c: _st_case(c, "float64", return_inputs=True)),
+        errors_check(lambda c: [
+            _st_case(c, "float32", scene=UNIT_SPHERE, recipe="origins = torch.zeros(2, 3) - 3\ndirections = torch.ones(2, 3)",
+                     note="directions of length sqrt(3)", meta={"arg": "directions"}),
+            _st_case(c, "float32", scene=UNIT_SPHERE, recipe="origins = torch.zeros(2, 2)\ndirections = torch.ones(2, 2)",
+                     note="origins of shape [2, 2]", meta={"arg": "origins"}),
+            _st_case(c, "float32", scene=UNIT_SPHERE, near=5.0, far=2.0, note="near=5 > far=2", meta={"arg": "near"}),
+        ], 1.5),
+    ],
+    mistakes=[
+        mistake("ignores_far", "sphere tracing that ignores far: stop a ray (miss) once t > far",
+                _trace_variant, ignore_far=True),
+        mistake("miss_t_not_far", "misses reporting their last t: misses report t = far",
+                _trace_variant, miss_t="last"),
+        mistake("starts_at_zero", "marching from t = 0 instead of near", _trace_variant, start=0.0),
+    ],
+)
+
+SPECS = [SPHERE_TRACE]
