@@ -1,15 +1,21 @@
 """Validate what a worker sends before any grader code looks at it.
 
 The wire format already guarantees that a reply is only JSON values and plain tensors. This module checks the
-*shape* of the reply: every field the judges read has the expected type, sizes are bounded, and anything else
-is replaced by an ``{"t": "other", "cls": "invalid"}`` description (or dropped), so a forged or damaged reply
-can only ever fail its own case, never crash or steer the grader.
+*shape* of the reply: every field the judges read has the expected type, sizes are bounded, a container's
+``n`` equals the number of items it carries, a module's names, flags and tensors agree in number, and anything
+else is replaced by an ``{"t": "other", "cls": "invalid"}`` description (or dropped), so a forged or damaged
+reply can only ever fail its own case, never crash or steer the grader. Lists whose length the judges compare
+with the reference's (gradients, inputs after the call) are kept at the length the worker sent; the judges
+reject a length that differs from the reference's. Every text is sanitised (control characters and terminal
+escapes removed, see quoting.py) before it can reach feedback.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+
+from .quoting import clean_text
 
 __all__ = ["clean_reply", "clean_desc"]
 
@@ -18,8 +24,13 @@ _MAX_ITEMS = 64
 _MAX_TEXT = 4000
 
 
-def _text(x: Any, limit: int = _MAX_TEXT) -> str:
-    return x[:limit] if isinstance(x, str) else ""
+def _text(x: Any, limit: int = _MAX_TEXT, lines: bool = True) -> str:
+    return clean_text(x[: limit * 2], keep_newlines=lines)[:limit] if isinstance(x, str) else ""
+
+
+def _name(x: Any) -> str:
+    """A class or exception name: one line."""
+    return _text(x, 200, lines=False)
 
 
 def _bool(x: Any) -> bool:
@@ -40,12 +51,12 @@ def clean_desc(d: Any, depth: int = 0) -> Any:
     if t == "tensor":
         if type(d.get("data")) is not torch.Tensor:
             return dict(_INVALID)
-        return {"t": "tensor", "data": d["data"], "exact": _bool(d.get("exact")), "cls": _text(d.get("cls"), 200),
-                "device": _text(d.get("device"), 50) or "cpu", "requires_grad": _bool(d.get("requires_grad"))}
+        return {"t": "tensor", "data": d["data"], "exact": _bool(d.get("exact")), "cls": _name(d.get("cls")),
+                "device": _name(d.get("device"))[:50] or "cpu", "requires_grad": _bool(d.get("requires_grad"))}
     if t in ("tuple", "list"):
         items = d.get("items")
         n = d.get("n")
-        if not isinstance(items, list) or type(n) is not int or len(items) > _MAX_ITEMS or n < len(items):
+        if not isinstance(items, list) or type(n) is not int or len(items) > _MAX_ITEMS or n != len(items):
             return dict(_INVALID)
         return {"t": t, "n": n, "items": [clean_desc(i, depth + 1) for i in items]}
     if t == "int" and type(d.get("v")) is int:
@@ -61,19 +72,20 @@ def clean_desc(d: Any, depth: int = 0) -> Any:
         names, bnames, flags = d.get("names"), d.get("buffer_names"), d.get("requires_grad")
         ok = (params is not None and buffers is not None and isinstance(names, list) and isinstance(bnames, list)
               and isinstance(flags, list) and all(isinstance(f, bool) for f in flags)
-              and all(isinstance(s, str) for s in names + bnames))
+              and all(isinstance(s, str) for s in names + bnames)
+              and len(names) == len(params) == len(flags) and len(bnames) == len(buffers))
         if not ok:
             return dict(_INVALID)
         return {"t": "module", "names": names, "params": params, "requires_grad": flags, "buffer_names": bnames,
                 "buffers": buffers, "same_objects": _bool(d.get("same_objects"))}
-    return {"t": "other", "cls": _text(d.get("cls"), 200) or "unknown"}
+    return {"t": "other", "cls": _name(d.get("cls")) or "unknown"}
 
 
 def _clean_exc(e: Any) -> dict:
     if not isinstance(e, dict):
         return {"type": "unknown", "mro": [], "message": "", "where": ""}
     mro = e.get("mro") if isinstance(e.get("mro"), list) else []
-    return {"type": _text(e.get("type"), 200) or "unknown", "mro": [_text(m, 200) for m in mro[:32]],
+    return {"type": _name(e.get("type")) or "unknown", "mro": [_name(m) for m in mro[:32]],
             "message": _text(e.get("message")), "where": _text(e.get("where"))}
 
 
@@ -86,28 +98,28 @@ def clean_reply(msg: Any) -> dict | None:
         return {"kind": "done"}
     if kind == "setup":
         errors = msg.get("errors") if isinstance(msg.get("errors"), list) else []
-        return {"kind": "setup", "defined": _bool(msg.get("defined")), "type": _text(msg.get("type"), 200),
+        return {"kind": "setup", "defined": _bool(msg.get("defined")), "type": _name(msg.get("type")),
                 "errors": [{"cell": e.get("cell") if type(e.get("cell")) is int else 0,
                             "line": e.get("line") if type(e.get("line")) is int else 0, **_clean_exc(e)}
                            for e in errors[:50] if isinstance(e, dict)]}
     if kind != "case" or not isinstance(msg.get("id"), str):
         return None
-    out: dict[str, Any] = {"kind": "case", "id": msg["id"][:200], "status": _text(msg.get("status"), 50)}
+    out: dict[str, Any] = {"kind": "case", "id": msg["id"][:200], "status": _name(msg.get("status"))[:50]}
     if "exc" in msg:
         out["exc"] = _clean_exc(msg["exc"])
     if "out" in msg:
         out["out"] = clean_desc(msg["out"])
     if "out2" in msg:
         out["out2"] = clean_desc(msg["out2"])
-    if isinstance(msg.get("elapsed"), (int, float)):
+    if type(msg.get("elapsed")) in (int, float):
         out["elapsed"] = float(msg["elapsed"])
-    if isinstance(msg.get("inputs_after"), list):
-        out["inputs_after"] = [clean_desc(a) for a in msg["inputs_after"][:_MAX_ITEMS]]
+    if isinstance(msg.get("inputs_after"), list) and len(msg["inputs_after"]) <= _MAX_ITEMS:
+        out["inputs_after"] = [clean_desc(a) for a in msg["inputs_after"]]
     g = msg.get("grads")
     if isinstance(g, dict):
-        grads = g.get("grads") if isinstance(g.get("grads"), list) else []
-        out["grads"] = {"status": _text(g.get("status"), 50),
-                        "grads": [None if x is None else clean_desc(x) for x in grads[:_MAX_ITEMS]]}
+        grads = g.get("grads") if isinstance(g.get("grads"), list) and len(g["grads"]) <= _MAX_ITEMS else None
+        out["grads"] = {"status": _name(g.get("status"))[:50] if grads is not None else "invalid",
+                        "grads": [None if x is None else clean_desc(x) for x in grads or []]}
         if "exc" in g:
             out["grads"]["exc"] = _clean_exc(g["exc"])
     return out

@@ -305,6 +305,7 @@ class Sandbox:
         setup, replies, exited, started = None, {}, {}, {}
         failure, kind, killed = None, "crash", False
         received, done = 0, False
+        expected = [c["id"] for c in cases]            # replies must come in this order, one each
         deadline = time.monotonic() + cfg.setup_timeout_s + cfg.case_timeout_s
         open_fds = {res_r, st_r}
 
@@ -341,22 +342,30 @@ class Sandbox:
                         kill(f"sent more than {cfg.max_output_mb} MB of results", "bad-output")
                         continue
                     try:
-                        msgs = results.feed(data)
-                    except wire.WireError as exc:
-                        kill(f"sent malformed data to the grader ({exc})", "bad-output")
+                        msgs = [clean_reply(raw) for raw in results.feed(data)]
+                    except Exception as exc:              # WireError, or anything a forged message provokes
+                        kill(f"sent malformed data to the grader ({type(exc).__name__})", "bad-output")
                         continue
-                    for raw in msgs:
-                        msg = clean_reply(raw)
-                        if msg is None:
-                            kill("sent malformed data to the grader", "bad-output")
-                        elif msg.get("kind") == "setup" and setup is None:
+                    for msg in msgs:
+                        if killed:
+                            break
+                        # Only the next expected message is accepted, once: the setup, then each case in order,
+                        # then done. Each accepted message opens the next case's window; nothing else moves
+                        # the deadline, so a worker cannot buy time by repeating or reordering messages.
+                        what = msg.get("kind") if msg else None
+                        if what == "setup" and setup is None and not done:
                             setup = msg
-                        elif msg.get("kind") == "case" and isinstance(msg.get("id"), str) and msg["id"] not in replies:
+                        elif (what == "case" and setup is not None and not done and len(replies) < len(expected)
+                              and msg["id"] == expected[len(replies)]):
                             replies[msg["id"]] = msg
-                        elif msg.get("kind") == "done":
+                        elif what == "done" and setup is not None and not done:
                             done = True
-                        if not killed:
-                            deadline = time.monotonic() + cfg.case_timeout_s
+                            continue
+                        else:
+                            kill("sent malformed data to the grader (a message that is not the next expected one)",
+                                 "bad-output")
+                            break
+                        deadline = time.monotonic() + cfg.case_timeout_s
                 else:
                     for msg in status.feed(data):
                         if msg.get("event") == "started":

@@ -1,9 +1,12 @@
 """Inside the sandbox: define the student's code, call the graded function on each case, send back numbers.
 
 This is the only code that shares a process with student code, so it trusts nothing it gets back from it:
-outputs are flattened to plain tensors and JSON values (:func:`describe`) and sent through the wire format;
-the grader decides what they are worth. Whatever the student code patches here (torch, this module, the
-pipe) can only change the numbers it reports about itself.
+outputs are flattened to plain tensors and JSON values (:func:`describe`; only exact ``tuple`` / ``list``
+containers, counted by iterating them, never by asking the object) and sent through the wire format; the grader
+decides what they are worth. Before any student code runs, the worker modules leave ``sys.modules`` and
+:func:`run_cases` switches to private copies of its functions, so the obvious ways of patching the runner from
+a definition are gone; whatever the student code still patches (torch, the pipe) can only change the numbers it
+reports about itself, and the grader validates every reply as if it were forged (replies.py, judges.py).
 
 Messages on the results pipe, in order: ``{"kind": "setup"}``, one ``{"kind": "case"}`` per case, then
 ``{"kind": "done"}``.
@@ -17,6 +20,7 @@ import os
 import sys
 import time
 import traceback
+import types
 from typing import Any
 
 import torch
@@ -41,9 +45,11 @@ class ImportBlocker(importlib.abc.MetaPathFinder):
 
 
 def install_import_blocker() -> None:
+    """Refuse imports of the blocked packages and forget the loaded ones, the worker's own modules included (the
+    functions already running keep their references; graded code cannot look them up by name)."""
     sys.meta_path.insert(0, ImportBlocker())
     for name in list(sys.modules):
-        if name.split(".")[0] in BLOCKED_PACKAGES and not name.startswith("autograder.worker"):
+        if name.split(".")[0] in BLOCKED_PACKAGES:
             del sys.modules[name]
 
 
@@ -91,7 +97,13 @@ def define(statements: list[dict], function: str) -> tuple[dict, Any]:
 
 
 def describe(value: Any, depth: int = 0) -> Any:
-    """A student return value as JSON + plain CPU tensors (tensor subclasses are flagged, not trusted)."""
+    """A student return value as JSON + plain CPU tensors (tensor subclasses are flagged, not trusted).
+
+    Containers are described only when their type is exactly ``tuple`` or ``list`` (a subclass can lie about its
+    length and items), with ``n`` the number of items actually iterated; a longer or deeper one, a subclass or
+    anything else is ``{"t": "other"}`` with its class name. Numbers are read through the built-in types' own
+    conversions, so an ``int`` / ``float`` subclass cannot report another value than it holds.
+    """
     if isinstance(value, torch.Tensor):
         try:
             with torch._C.DisableTorchFunctionSubclass():
@@ -106,25 +118,32 @@ def describe(value: Any, depth: int = 0) -> Any:
             }
         except BaseException as exc:
             return {"t": "other", "cls": type(value).__name__, "error": _short(exc)}
+    kind = type(value)
     if value is None:
         return {"t": "none"}
-    if isinstance(value, bool):
-        return {"t": "bool", "v": bool(value)}
-    if isinstance(value, int):
-        v = int(value)
+    if kind is bool:
+        return {"t": "bool", "v": value is True}
+    if isinstance(value, int) and kind is not bool:
+        v = int.__index__(value)
         return {"t": "int", "v": v} if abs(v) < 2**62 else {"t": "other", "cls": "int (huge)"}
     if isinstance(value, float):
-        return {"t": "float", "v": float(value)}
-    if isinstance(value, (tuple, list)) and depth < 3:
-        items = list(value)[:_MAX_ITEMS]
-        return {"t": "tuple" if isinstance(value, tuple) else "list", "n": len(value), "items": [describe(v, depth + 1) for v in items]}
-    return {"t": "other", "cls": type(value).__name__}
+        return {"t": "float", "v": float.__float__(value)}
+    if kind in (tuple, list):
+        items = [v for _, v in zip(range(_MAX_ITEMS + 1), value)]
+        if len(items) > _MAX_ITEMS or depth >= 3:
+            return {"t": "other", "cls": f"{kind.__name__} of {len(value)} values" if depth < 3 else f"nested {kind.__name__}"}
+        return {"t": kind.__name__, "n": len(items), "items": [describe(v, depth + 1) for v in items]}
+    try:
+        cls = str(kind.__name__)
+    except BaseException:
+        cls = "object"
+    return {"t": "other", "cls": cls}
 
 
 def _flat_tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
-    if isinstance(value, (tuple, list)):
+    if type(value) in (tuple, list):
         return [t for v in list(value)[:_MAX_ITEMS] for t in _flat_tensors(v)]
     return []
 
@@ -213,23 +232,38 @@ def _gradients(out: Any, args: list, wrt: list[int], grad_outputs: list, device:
         return {"status": "raised", "exc": _exception(exc), "grads": [None] * len(wrt)}
 
 
+def _private_functions() -> dict[str, Any]:
+    """Copies of this module's functions bound to a snapshot of its globals: rebinding a name in the module
+    (``runner.run_case = ...``) from a definition no longer changes what the runner calls."""
+    snapshot = dict(globals())
+    for name, value in list(snapshot.items()):
+        if isinstance(value, types.FunctionType) and value.__module__ == __name__:
+            snapshot[name] = types.FunctionType(value.__code__, snapshot, name, value.__defaults__, value.__closure__)
+    snapshot["_encode"] = wire.encode
+    return snapshot
+
+
 def run_cases(statements: list[dict], function: str, cases: list[dict], out_fd: int) -> None:
     """Define the code, then run every case, streaming one message per case to ``out_fd``."""
+    own = _private_functions()
+    encode, exception, write = own["_encode"], own["_exception"], os.write
+
     def send(tree: Any) -> None:
         try:
-            data = wire.encode(tree)
+            data = encode(tree)
         except Exception as exc:                        # e.g. an output of a dtype that cannot be sent
-            data = wire.encode({"kind": tree.get("kind"), "id": tree.get("id"), "status": "unsendable", "exc": _exception(exc)})
+            data = encode({"kind": tree.get("kind"), "id": tree.get("id"), "status": "unsendable", "exc": exception(exc)})
         view = memoryview(data)
         while view:
-            n = os.write(out_fd, view)
+            n = write(out_fd, view)
             view = view[n:]
 
-    setup, fn = define(statements, function)
+    setup, fn = own["define"](statements, function)
     send(setup)
     if not setup["defined"]:
         send({"kind": "done"})
         return
+    run_one = own["run_case"]
     for case in cases:
-        send(run_case(fn, case))
+        send(run_one(fn, case))
     send({"kind": "done"})

@@ -62,6 +62,8 @@ class Limits:
     max_ndim: int = 8
     max_depth: int = 64                # nesting of the JSON tree
     max_string: int = 1 << 20          # characters in one string
+    max_dim: int = 1 << 31             # one dimension of a tensor (an empty tensor may not claim 2**62 rows)
+    max_numel: int = 1 << 40           # product of the non-zero dimensions
 
 
 def _tensor_bytes(t: torch.Tensor) -> bytes:
@@ -153,7 +155,8 @@ def _build_tensor(meta: Any, body: bytes, limits: Limits) -> torch.Tensor:
     if (
         not isinstance(shape, list)
         or len(shape) > limits.max_ndim
-        or any(type(s) is not int or s < 0 for s in shape)
+        or any(type(s) is not int or not 0 <= s <= limits.max_dim for s in shape)
+        or math.prod(max(s, 1) for s in shape) > limits.max_numel
         or type(offset) is not int
         or type(nbytes) is not int
     ):
@@ -162,15 +165,18 @@ def _build_tensor(meta: Any, body: bytes, limits: Limits) -> torch.Tensor:
     numel = math.prod(shape)
     if numel * itemsize != nbytes or offset < 0 or offset + nbytes > len(body):
         raise WireError(f"tensor of shape {shape} and dtype {meta['dtype']} does not fit its {nbytes} bytes")
-    if numel == 0:
-        return torch.empty(shape, dtype=dtype)
-    read_as = torch.int16 if dtype == torch.bfloat16 else dtype
-    flat = torch.frombuffer(bytearray(body[offset : offset + nbytes]), dtype=read_as)
-    if _BIG_ENDIAN and itemsize > 1:
-        flat = torch.from_numpy(flat.numpy().byteswap().copy())
-    if dtype == torch.bfloat16:
-        flat = flat.view(torch.bfloat16)
-    return flat.reshape(shape).clone()
+    try:
+        if numel == 0:
+            return torch.empty(shape, dtype=dtype)
+        read_as = torch.int16 if dtype == torch.bfloat16 else dtype
+        flat = torch.frombuffer(bytearray(body[offset : offset + nbytes]), dtype=read_as)
+        if _BIG_ENDIAN and itemsize > 1:
+            flat = torch.from_numpy(flat.numpy().byteswap().copy())
+        if dtype == torch.bfloat16:
+            flat = flat.view(torch.bfloat16)
+        return flat.reshape(shape).clone()
+    except (RuntimeError, ValueError, OverflowError, MemoryError) as exc:   # torch refuses the description
+        raise WireError(f"tensor of shape {shape[:8]} cannot be rebuilt ({type(exc).__name__})") from None
 
 
 def decode(data: bytes, limits: Limits = Limits()) -> Any:
