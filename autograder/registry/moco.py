@@ -1,6 +1,7 @@
-"""Hidden checks for the MoCo queue and loss of assignment a3_contrastive: enqueue, moco_loss.
+"""Hidden checks for course_lib.moco (assignment a3_contrastive): momentum_update, enqueue, moco_loss.
 
-Known mistakes: an enqueue that drops the keys past the end instead of wrapping, returns ptr + N without the
+Known mistakes: a momentum update with m and 1 - m swapped, applied to the query encoder or to the buffers, or
+not in place; an enqueue that drops the keys past the end instead of wrapping, returns ptr + N without the
 modulo, or does not advance the pointer; a moco_loss that lets gradient into the keys or the queue, puts the
 positive at the wrong index or multiplies by the temperature.
 
@@ -17,6 +18,83 @@ from .core import Cases, CheckSpec, mistake
 
 __all__ = ["SPECS"]
 
+
+# ------------------------------------------------------------------------------------------------ momentum_update
+ARCHS = [
+    [["linear", 4, 3]],
+    [["linear", 3, 5], ["relu"], ["linear", 5, 2]],
+    [["linear", 4, 3], ["bn1d", 3], ["relu"], ["linear", 3, 2]],
+]
+
+
+def _m_case(c: Cases, *, arch=None, m=None, dt="float64", frozen=(), note="", **opt) -> None:
+    arch = arch or c.choice(ARCHS)
+    m = m if m is not None else c.choice([0.9, 0.99, 0.5, 0.999])
+    fz = f", frozen={tuple(frozen)!r}" if frozen else ""
+    bs = 2.0 if any(a[0] == "bn1d" for a in arch) else 0.0
+    c.add(f"key = MODULE({arch!r}, g, torch.{dt}{fz}, buffers_scale={bs})\n"
+          f"query = MODULE({arch!r}, g, torch.{dt}, buffers_scale={bs})",
+          ["key", "query", repr(m)], note=note or f"{dt}, layers {[a[0] for a in arch]}, m={m}",
+          return_inputs=True, **opt)
+
+
+def _momentum_variant(key, query, m=0.999, *, swap=False, target="key", buffers=False, noop=False):
+    with torch.no_grad():
+        if noop:
+            return None
+        a, b = (key, query) if target == "key" else (query, key)
+        w = (1 - m) if swap else m
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            pa.mul_(w).add_(pb, alpha=1 - w)
+        if buffers:
+            for ba, bb in zip(a.buffers(), b.buffers()):
+                if ba.is_floating_point():
+                    ba.mul_(w).add_(bb, alpha=1 - w)
+    return None
+
+
+def _in_place(ctx: judges.Context) -> judges.Verdict:
+    """The key encoder's parameter objects are updated in place (not replaced), values as the reference."""
+    v = judges.value(ctx)
+    if v.score < 1:
+        return v
+    after = ctx.reply.get("inputs_after") or []
+    if not after or not after[0].get("same_objects", False):
+        return judges.Verdict(0.0, "the key encoder's parameters were replaced by new objects: update them in place "
+                                   "(p_k.mul_(m).add_(p_q, alpha=1 - m) under torch.no_grad())")
+    return v
+
+
+MOMENTUM = function_spec(
+    "momentum_update", mutated=(0,), observe=lambda out, after: [after[0], after[1]],
+    loops_allowed=99,                                  # looping over parameter tensors is the normal way
+    checks=[
+        CheckSpec("values", "theta_k <- m theta_k + (1 - m) theta_q for every parameter; the query encoder unchanged", 4.0,
+                  lambda c: [_m_case(c, arch=ARCHS[k % 3]) for k in range(4)]),
+        CheckSpec("edge", "m = 0 copies the query encoder, m = 1 changes nothing", 1.0,
+                  lambda c: [_m_case(c, m=0.0), _m_case(c, m=1.0)]),
+        CheckSpec("buffers_and_flags", "buffers untouched, requires_grad flags unchanged (frozen key encoder)", 1.5,
+                  lambda c: [_m_case(c, arch=ARCHS[2], frozen=("0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"),
+                                     note="a frozen key encoder with BatchNorm statistics"),
+                             _m_case(c, arch=ARCHS[2], dt="float32")]),
+        CheckSpec("in_place", "parameters are updated in place, without autograd", 1.5,
+                  lambda c: [_m_case(c, arch=ARCHS[1], note="parameters that require grad: needs torch.no_grad()")], _in_place),
+        errors_check(lambda c: [
+            _m_case(c, arch=ARCHS[0], m=1.5, note="m=1.5", meta={"arg": "m"}),
+            _m_case(c, arch=ARCHS[0], m=-0.1, note="m=-0.1", meta={"arg": "m"}),
+        ], 2.0),
+    ],
+    mistakes=[
+        mistake("m_swapped", "m and 1 - m swapped: the key encoder keeps the fraction m of itself",
+                _momentum_variant, swap=True),
+        mistake("query_updated", "the update applied to the query encoder instead of the key encoder",
+                _momentum_variant, target="query"),
+        mistake("buffers_updated", "buffers (BatchNorm statistics) averaged too: only parameters are updated",
+                _momentum_variant, buffers=True),
+        mistake("no_update", "nothing updated in place (assigning to a loop variable does not change the module)",
+                _momentum_variant, noop=True),
+    ],
+)
 
 # ------------------------------------------------------------------------------------------------ enqueue
 def _e_case(c: Cases, *, k=None, n=None, ptr=None, ch=None, dt="float32", wrap=None, keys_grad=False, note="", **opt) -> None:
@@ -143,4 +221,4 @@ MOCO = function_spec(
     ],
 )
 
-SPECS = [ENQUEUE, MOCO]
+SPECS = [MOMENTUM, ENQUEUE, MOCO]

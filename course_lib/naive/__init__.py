@@ -11,10 +11,10 @@ One module per reference module: ``gan``, ``pretext``, ``colorization``, ``contr
 """
 from __future__ import annotations
 
-from . import colorization, contrastive, gan, pretext, priors, rendering
+from . import colorization, contrastive, gan, moco, pretext, priors, rendering
 from ._workload import Workload
 
-_MODULES = (gan, pretext, colorization, contrastive, rendering, priors)
+_MODULES = (gan, pretext, colorization, contrastive, moco, rendering, priors)
 
 WORKLOADS: dict[str, Workload] = {name: w for m in _MODULES for name, w in m.WORKLOADS.items()}
 

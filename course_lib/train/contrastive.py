@@ -46,7 +46,9 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..augment import AugmentConfig, augment
-from ..contrastive import enqueue, moco_loss, momentum_update, nt_xent_loss
+from ..contrastive import nt_xent_loss
+from ..moco import enqueue, moco_loss, momentum_update
+from ..guards import require_finite, require_finite_grads
 from ..models import ContrastiveNet, EncoderConfig, HeadConfig
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import RankBatches, load_image_source, split_holdout
@@ -131,6 +133,7 @@ class SimCLRObjective:
         z = _full(self.forward(torch.cat([x_a, x_b])))                      # [2n, D], one pass (shared BN)
         z_a = all_gather_with_grad(z[:n])                                     # [W n, D], rank order
         z_b = all_gather_with_grad(z[n:])                                     # [W n, D]
+        self.inputs = {"projections z": z}
         return nt_xent_loss(z_a, z_b, self.t)                                 # the same on every rank
 
     def after_step(self) -> None:
@@ -166,6 +169,7 @@ class MoCoObjective:
             k = F.normalize(_full(self.key_model(x_sh)), dim=1)             # [n, D], shuffled order
             k = unshuffle_across_ranks(k, inverse)                           # back to this rank's order
         self._keys = k
+        self.inputs = {"queries": q, "keys": k, "queue": self.queue}
         return moco_loss(q, k.to(q.dtype), self.queue.to(q.dtype), self.t)
 
     def after_step(self) -> None:
@@ -278,8 +282,12 @@ def train(cfg: TrainConfig, env: DistEnv | None = None) -> dict:
             x_a, x_b = augment(x, cfg.augment, aug_gen), augment(x, cfg.augment, aug_gen)
             with torch.autocast(dev.type, dtype=amp_dtype) if use_amp else nullcontext():
                 loss = objective.loss(x_a, x_b)
+            where = f"at step {step}" + (f" on rank {env.rank}" if env.distributed else "")
+            require_finite(f"{cfg.method} loss", loss, where, inputs=objective.inputs)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if not scaler.is_enabled():                                       # a GradScaler skips inf steps itself
+                require_finite_grads(f"the {cfg.method} loss", model.parameters(), where)
             scaler.step(opt)
             scaler.update()
             objective.after_step()
