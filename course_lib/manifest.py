@@ -42,6 +42,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment("a2_pretext", "Self-supervised pretext tasks"),
     Assignment("a3_contrastive", "Contrastive learning"),
     Assignment("a4_rendering", "Neural rendering"),
+    Assignment("a5_priors", "Neural fields as priors"),
 )
 
 # In contract order: the order of the notebook's tasks, of results.json's tests and of the gradebook's columns.
@@ -50,17 +51,24 @@ GRADED: tuple[Graded, ...] = (
     Graded("generator_loss", "a1_gans", "gan"),
     Graded("rotate_batch", "a2_pretext", "pretext"),
     Graded("attention_color_propagation", "a2_pretext", "colorization"),
+    Graded("relative_patch_pairs", "a2_pretext", "pretext"),
     Graded("info_nce_loss", "a3_contrastive", "contrastive"),
     Graded("nt_xent_loss", "a3_contrastive", "contrastive"),
     Graded("momentum_update", "a3_contrastive", "moco"),
     Graded("enqueue", "a3_contrastive", "moco"),
     Graded("moco_loss", "a3_contrastive", "moco"),
+    Graded("clip_loss", "a3_contrastive", "contrastive"),
     Graded("get_rays", "a4_rendering", "rendering.rays"),
     Graded("sample_stratified", "a4_rendering", "rendering.sampling"),
     Graded("positional_encoding", "a4_rendering", "rendering.encoding"),
     Graded("volume_render", "a4_rendering", "rendering.volume"),
     Graded("sample_pdf", "a4_rendering", "rendering.sampling"),
     Graded("sphere_trace", "a4_rendering", "rendering.sphere_tracing"),
+    Graded("splat_gaussians_2d", "a4_rendering", "rendering.splatting"),
+    Graded("project_points", "a5_priors", "priors"),
+    Graded("plucker_coordinates", "a5_priors", "priors"),
+    Graded("bilinear_sample_2d", "a5_priors", "priors"),
+    Graded("batched_mlp", "a5_priors", "priors"),
 )
 
 _BY_NAME = {g.name: g for g in GRADED}

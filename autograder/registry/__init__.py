@@ -24,19 +24,27 @@ def registry_module(name: str) -> str:
 
 
 def _load() -> dict[str, FunctionSpec]:
+    """Every graded function's spec. A function without one is left out here (and fails the test that holds the
+    registry to the manifest), so one unfinished entry cannot stop the rest of the grader."""
     specs: dict[str, FunctionSpec] = {}
     for g in GRADED:
-        module = importlib.import_module(registry_module(g.name))
-        found = [s for s in module.SPECS if s.name == g.name]
-        if len(found) != 1:
-            raise RuntimeError(f"{module.__name__}.SPECS must hold exactly one spec for {g.name}, found {len(found)}")
-        specs[g.name] = found[0]
+        try:
+            module = importlib.import_module(registry_module(g.name))
+        except ModuleNotFoundError as exc:
+            if exc.name != registry_module(g.name):
+                raise
+            continue
+        found = [s for s in getattr(module, "SPECS", []) if s.name == g.name]
+        if len(found) > 1:
+            raise RuntimeError(f"{module.__name__}.SPECS holds {len(found)} specs for {g.name}")
+        if found:
+            specs[g.name] = found[0]
     return specs
 
 
 SPECS: dict[str, FunctionSpec] = _load()
 REGISTRY: dict[str, list[FunctionSpec]] = {
-    a: [SPECS[g.name] for g in GRADED if g.assignment == a] for a in assignment_names()
+    a: [SPECS[g.name] for g in GRADED if g.assignment == a and g.name in SPECS] for a in assignment_names()
 }
 ASSIGNMENTS = tuple(REGISTRY)
 

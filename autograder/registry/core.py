@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..worker import specials
 from ..worker.runner import surrogate
 
-__all__ = ["Special", "Case", "CheckSpec", "Mistake", "mistake", "FunctionSpec", "Cases", "derive_seed", "Materialized",
+__all__ = ["Special", "Case", "CheckSpec", "Mistake", "mistake", "PublicCase", "FunctionSpec", "Cases", "derive_seed", "Materialized",
            "materialize"]
 
 
@@ -178,6 +178,22 @@ class CheckSpec:
 
 
 @dataclass
+class PublicCase:
+    """One case of the students' self-check (``course_lib.checks.check``): small, fixed and public.
+
+    ``args()`` makes fresh inputs: tensors, Python numbers, bools, None, lists of ints, an ``nn.Sequential`` of
+    Linear / ReLU / BatchNorm1d layers, or a ``course_lib.checks.Sphere``. The expected answers are computed
+    from the reference when the self-check data is built (scripts/selfcheck_data.py) and stored as JSON, so the
+    student edition can check without the reference.
+    """
+
+    label: str                               # what the student reads on the PASS/FAIL line
+    args: Callable[[], tuple]
+    expect: str = "reference"                # reference | raises | value
+    value: float | None = None               # the closed-form answer for expect == "value"
+
+
+@dataclass
 class FunctionSpec:
     name: str
     assignment: str
@@ -190,6 +206,7 @@ class FunctionSpec:
     observe: Callable[[Any, list], Any] | None = None   # (out, args_after) -> what is compared
     loops_allowed: int = 0                  # Python loops that are fine (sphere_trace loops over steps)
     tolerances: dict = field(default_factory=dict)      # dtype -> (rtol, atol) overrides
+    public: list[PublicCase] = field(default_factory=list)   # the self-check's cases
 
     def check(self, name: str) -> CheckSpec:
         return next(c for c in self.checks if c.name == name)
