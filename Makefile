@@ -25,6 +25,7 @@ demo: release
 	$(PY) scripts/demo.py
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -36,8 +37,10 @@ selfcheck: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
+# registry public cases -> course_lib/checks_data/ (the self-check's stored answers);
 # solutions/<name>/<name>.py (text source) -> solutions/<name>/<name>.ipynb (nbgrader source notebook)
 notebooks: $(STAMP)
+	$(PY) scripts/selfcheck_data.py build
 	$(PY) scripts/notebooks.py build
 
 # solutions/ -> assignments/ (the student release) with nbgrader generate_assignment

@@ -1,8 +1,10 @@
 """nbgrader configuration: solutions/ is the source, assignments/ the student release.
 
 Run nbgrader from this directory with the venv's bin on PATH (nbgrader shells out to alembic), e.g.
-``make release``. Hidden tests call the out-of-process autograder (autograder.nbgrader_cell), so
-``nbgrader autograde`` and ``python -m autograder grade`` give the same points.
+``make release``. ``nbgrader autograde`` executes the submission as usual, then ``ProtectedGrades`` (in this
+process, after execution) grades it again with the out-of-process autograder and writes those points into the
+test cells before nbgrader records them: ``nbgrader autograde`` and ``python -m autograder grade`` give the same
+points, and nothing the submission's kernel did can change them.
 """
 import os
 
@@ -23,6 +25,17 @@ c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 # Minimal tracebacks and no history file: feedback must not quote hidden test code.
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--InteractiveShell.xmode=Minimal"]
+# nbgrader's autograde pipeline with the protected grades inserted before SaveAutoGrades records the points.
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "autograder.nbgrader_protect.ProtectedGrades",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",

@@ -1,71 +1,56 @@
-"""Fixture notebooks built from the course_lib reference sources (for tests, ``bench`` and ``verify``).
+"""Fixture notebooks made from course_lib's references (for tests, ``bench`` and ``verify``).
 
 * :func:`perfect_notebook` - every graded function of an assignment as the reference wrote it, made
-  self-contained: the package-relative imports are dropped and the argument-check helpers it calls
-  (``course_lib._validate``, module-level helpers and constants) are copied into a helper cell.
+  self-contained by course_lib.sourcegen (the helpers it reads become nested definitions);
 * :func:`release_notebook` - the untouched student release: the same signatures and docstrings with bodies
-  ``raise NotImplementedError()``.
+  ``raise NotImplementedError()``;
+* :func:`mistake_source` - a graded function written with one of the registry's known mistakes (the catalogue
+  the judges use), as a student would hand it in.
 
-Both have the layout of the real assignment notebooks: markdown, an imports cell, one solution cell per
+The notebooks have the layout of the real assignment notebooks: markdown, an imports cell, one solution cell per
 function with nbgrader metadata (``grade_id``, ``solution: true``, ``schema_version: 3``), a self-check call
 after each scaffold, an autograded test cell, and top-level experiment code that the grader must never run.
 """
 from __future__ import annotations
 
-import ast
-import inspect
-import textwrap
-import types
 from pathlib import Path
 
 import nbformat
 
-import course_lib
+from course_lib.manifest import functions, reference
+from course_lib.sourcegen import header, indent, self_contained_body
 
-__all__ = ["perfect_source", "scaffold_source", "make_notebook", "perfect_notebook", "release_notebook",
-           "write_notebook", "IMPORTS"]
+__all__ = ["function_source", "perfect_source", "release_source", "mistake_source", "make_notebook",
+           "perfect_notebook", "release_notebook", "write_notebook", "IMPORTS"]
 
 IMPORTS = (
-    "import math\nimport numbers\nfrom typing import Callable, Sequence\n\n"
+    "import math\nfrom typing import Callable, Sequence\n\n"
     "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F"
 )
 
 
-def _helpers(fn: types.FunctionType, seen: dict[str, str]) -> None:
-    """Sources of the course_lib functions and constants ``fn`` reads from its module (recursively)."""
-    fn = inspect.unwrap(fn)
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    for name in sorted(names):
-        if name in seen or name not in fn.__globals__:
-            continue
-        obj = fn.__globals__[name]
-        if isinstance(obj, types.FunctionType) and obj.__module__.startswith("course_lib") and obj is not fn:
-            seen[name] = ""                                   # reserve the slot (recursion)
-            _helpers(obj, seen)
-            seen[name] = textwrap.dedent(inspect.getsource(obj))
-        elif isinstance(obj, (int, float, str, tuple)) and not isinstance(obj, bool):
-            seen[name] = f"{name} = {obj!r}\n"
+def function_source(name: str, body: str) -> str:
+    """``def`` line and docstring of graded function ``name`` (as the reference wrote them), then ``body``."""
+    return f"{header(reference(name))}\n{indent(body)}\n"
 
 
-def perfect_source(name: str) -> tuple[str, str]:
-    """(helper code, function code) for graded function ``name``, self-contained."""
-    fn = getattr(course_lib, name)
-    helpers: dict[str, str] = {}
-    _helpers(fn, helpers)
-    return "\n\n".join(h for h in helpers.values() if h), textwrap.dedent(inspect.getsource(fn))
+def perfect_source(name: str) -> str:
+    return function_source(name, self_contained_body(reference(name)))
 
 
-def scaffold_source(name: str) -> str:
-    """The release scaffold: signature and docstring of the reference, body ``raise NotImplementedError()``."""
-    fn = getattr(course_lib, name)
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    node = tree.body[0]
-    doc = ast.get_docstring(node, clean=False)
-    node.decorator_list = []
-    node.body = ([ast.Expr(ast.Constant(doc))] if doc else []) + [
-        ast.Raise(exc=ast.Call(ast.Name("NotImplementedError", ast.Load()), [], []), cause=None)]
-    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+def release_source(name: str) -> str:
+    return function_source(name, "raise NotImplementedError()")
+
+
+def mistake_source(name: str, mistake: str) -> str:
+    """Graded function ``name`` with the registry's known mistake ``mistake`` (see ``Mistake.body``)."""
+    from .registry import SPECS
+
+    spec = SPECS[name]
+    found = next((m for m in spec.mistakes if m.name == mistake), None)
+    if found is None:
+        raise ValueError(f"{name} has no known mistake {mistake!r}; known: {[m.name for m in spec.mistakes]}")
+    return function_source(name, found.body(spec.params))
 
 
 def _meta(grade_id: str, solution: bool, grade: bool = False, points: float | None = None) -> dict:
@@ -83,7 +68,7 @@ def make_notebook(assignment: str, bodies: dict[str, str], helpers: str = "", te
              nbformat.v4.new_code_cell(IMPORTS + "\nfrom course_lib.checks import check", metadata=_meta("imports", False))]
     if helpers:
         cells.append(nbformat.v4.new_code_cell(helpers, metadata=_meta("helpers", False)))
-    for name in course_lib.GRADED_FUNCTIONS[assignment]:
+    for name in functions(assignment):
         cells.append(nbformat.v4.new_markdown_cell(f"## `{name}`", metadata=_meta(f"{name}_intro", False)))
         cells.append(nbformat.v4.new_code_cell(bodies[name], metadata=_meta(f"{name}_solution", True)))
         cells.append(nbformat.v4.new_code_cell(f'check("{name}", {name})', metadata=_meta(f"{name}_selfcheck", False)))
@@ -103,23 +88,11 @@ def make_notebook(assignment: str, bodies: dict[str, str], helpers: str = "", te
 
 
 def perfect_notebook(assignment: str, **kwargs) -> nbformat.NotebookNode:
-    helpers, bodies = {}, {}
-    for name in course_lib.GRADED_FUNCTIONS[assignment]:
-        h, body = perfect_source(name)
-        helpers[name] = h
-        bodies[name] = body
-    seen, parts = set(), []
-    for h in helpers.values():
-        for block in h.split("\n\n\n") if h else []:
-            if block.strip() and block not in seen:
-                seen.add(block)
-                parts.append(block)
-    return make_notebook(assignment, bodies, helpers="\n\n\n".join(parts), **kwargs)
+    return make_notebook(assignment, {name: perfect_source(name) for name in functions(assignment)}, **kwargs)
 
 
 def release_notebook(assignment: str, **kwargs) -> nbformat.NotebookNode:
-    bodies = {name: scaffold_source(name) for name in course_lib.GRADED_FUNCTIONS[assignment]}
-    return make_notebook(assignment, bodies, **kwargs)
+    return make_notebook(assignment, {name: release_source(name) for name in functions(assignment)}, **kwargs)
 
 
 def write_notebook(nb: nbformat.NotebookNode, path: str | Path) -> Path:

@@ -14,7 +14,6 @@ import torch
 __all__ = [
     "check_finite_real",
     "check_tensor",
-    "check_same_shape",
     "check_positive",
     "check_int",
     "check_range",
@@ -49,11 +48,6 @@ def check_tensor(
     if floating and not (x.is_floating_point()):
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
-
-
-def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {_shape(a)} and {_shape(b)}")
 
 
 def check_positive(name: str, value: object) -> float:

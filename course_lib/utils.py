@@ -5,13 +5,15 @@ Nothing in ``course_lib`` hard-codes a device: functions follow their inputs, an
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from typing import Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "seed_everything", "smoke_mode"]
+__all__ = ["pick_device", "seed_everything", "smoke_mode", "single_threaded"]
 
 _DEVICE_ENV = "COURSE_DEVICE"
 
@@ -76,3 +78,16 @@ def smoke_mode() -> bool:
     """True when ``COURSE_SMOKE`` is set to a non-empty value other than 0: experiments then use tiny settings
     (CI runs every notebook this way)."""
     return os.environ.get("COURSE_SMOKE", "") not in ("", "0", "false", "False")
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (restored afterwards). Small tensors (data generators,
+    small-network training) gain nothing from more threads, only synchronisation: on a busy 2-core machine they
+    made such loops several times slower, never faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -5,12 +5,13 @@ Images are torch tensors ``[N, C, H, W]`` (C = 1 or 3) with float values in [0, 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+
+from .atomic import atomic_path
 
 __all__ = ["to_uint8", "make_grid", "show_images", "save_gif"]
 
@@ -74,12 +75,6 @@ def show_images(
     return ax
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def save_gif(frames: Sequence | Iterable, path: str | os.PathLike, fps: float = 10.0, loop: int = 0) -> Path:
     """Write frames (each ``[H, W, 3]`` / ``[H, W]`` or ``[3, H, W]``, float in [0, 1] or uint8) to a GIF.
 
@@ -104,14 +99,6 @@ def save_gif(frames: Sequence | Iterable, path: str | os.PathLike, fps: float = 
     if any(a.shape != arrays[0].shape for a in arrays):
         raise ValueError(f"all frames must have the same shape, got {sorted({a.shape for a in arrays})}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".gif", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         imageio.mimsave(tmp, arrays, format="GIF", duration=1000.0 / fps, loop=loop)
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

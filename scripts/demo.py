@@ -39,7 +39,7 @@ def main() -> int:
             folder.mkdir()
             shutil.copy(ROOT / "solutions" / name / f"{name}.ipynb", folder / "1_solution.ipynb")
             shutil.copy(ROOT / "assignments" / name / f"{name}.ipynb", folder / "2_untouched_release.ipynb")
-            buggy = {fn: body for fn, _, body in samples.MISTAKES[name]}
+            buggy = {fn: body for fn, _, _, body in samples.typical_mistakes(name)}
             nbformat.write(samples.make_submission(name, buggy), folder / "3_typical_mistakes.ipynb")
             out = _run(["batch", str(folder), "--assignment", name, "--out", str(tmp / f"{name}.csv"),
                         "--jobs", "2", "--no-progress"])
@@ -58,7 +58,7 @@ def main() -> int:
 
         print("\n== feedback for the submission with typical mistakes")
         for name in names:
-            mistakes = ", ".join(f"{fn}: {what}" for fn, what, _ in samples.MISTAKES[name])
+            mistakes = ", ".join(f"{fn}: {mistake}" for fn, mistake, _, _ in samples.typical_mistakes(name))
             print(f"\n-- {name} (planted: {mistakes})")
             res_path = tmp / f"{name}_results.json"
             out = _run(["grade", str(tmp / name / "3_typical_mistakes.ipynb"), "--assignment", name,

@@ -8,12 +8,17 @@ Cell markers (one per cell, on a line of its own)::
 
     # %% [markdown]                          text; each line starts with "# " (or is "#")
     # %% [code]                              ordinary code (experiments, plots)
-    # %% [scaffold] id=nt_xent_loss          a graded function: the signature and docstring are taken from
-                                             course_lib.<id>; the cell body (below the marker) is the
-                                             solution code, wrapped in ### BEGIN/END SOLUTION
+    # %% [scaffold] id=nt_xent_loss          a graded function, generated from course_lib's reference: its exact
+                                             signature and docstring, and its body (made self-contained) as the
+                                             solution between ### BEGIN/END SOLUTION. A body under the marker
+                                             overrides the solution (only where the notebook teaches a different
+                                             form on purpose; a test holds it equal to the reference)
+    # %% [loop] id=nt_xent_loss              the ungraded loop warm-up ``nt_xent_loss_loop``, generated from the
+                                             loop version course_lib.naive.nt_xent_loss_naive
+    # %% [tests] id=nt_xent_loss             the graded test cell of a function (points from the manifest): a
+                                             visible public check (fails nbgrader's Validate while the function is
+                                             unfinished) and the hidden call to the out-of-process grader
     # %% [solution] id=some_id               a free-form autograded answer cell (student edits it)
-    # %% [tests] id=test_x points=10         a locked grade cell (hidden tests go inside
-                                             ### BEGIN HIDDEN TESTS / ### END HIDDEN TESTS)
     # %% [answer] id=q_name points=3         a manually graded free-response (markdown) answer cell
     # %% [readonly]                          a locked code cell (imports, self-checks)
 
@@ -26,20 +31,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
 
+from course_lib.manifest import assignment_names, entry
+from course_lib.sourcegen import SourceError as GenerationError
+from course_lib.sourcegen import loop_source, scaffold_source
+from course_lib.atomic import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
-ASSIGNMENTS = ("a1_gans", "a2_pretext", "a3_contrastive", "a4_rendering")
+ASSIGNMENTS = assignment_names()
 MARKER = re.compile(r"^# %% \[(\w+)\](.*)$")
-KINDS = {"markdown", "code", "scaffold", "solution", "tests", "answer", "readonly"}
+KINDS = {"markdown", "code", "scaffold", "loop", "solution", "tests", "answer", "readonly"}
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 class SourceError(ValueError):
@@ -87,28 +95,15 @@ def _markdown(body: str, where: str) -> str:
     return "\n".join(out).strip("\n")
 
 
-def reference_header(name: str) -> str:
-    """The ``def`` line(s) and docstring of ``course_lib.<name>`` exactly as written in its source file
-    (decorators are not part of the contract and are left out)."""
-    import ast
-    import textwrap
-
-    import course_lib
-
-    fn = inspect.unwrap(getattr(course_lib, name))
-    lines, _ = inspect.getsourcelines(fn)
-    src = textwrap.dedent("".join(lines))
-    node = ast.parse(src).body[0]
-    if not (isinstance(node, ast.FunctionDef) and node.body and isinstance(node.body[0], ast.Expr)):
-        raise SourceError(f"course_lib.{name} has no docstring to copy")
-    src_lines = src.splitlines()
-    return "\n".join(src_lines[node.lineno - 1 : node.body[0].end_lineno])
-
-
-def scaffold_source(name: str, solution: str) -> str:
-    """The reference's exact signature and docstring, then the solution body between the markers."""
-    body = "\n".join(("    " + ln) if ln.strip() else "" for ln in solution.splitlines())
-    return f"{reference_header(name)}\n    ### BEGIN SOLUTION\n{body}\n    ### END SOLUTION"
+def tests_source(name: str) -> str:
+    """The test cell of graded function ``name``: a visible public check, then the hidden grader call."""
+    g = entry(name)
+    return (f"# fails nbgrader's Validate while {name} is unfinished or fails a public case\n"
+            f"check({name!r}, {name}, strict=True)\n"
+            "### BEGIN HIDDEN TESTS\n"
+            "from autograder.nbgrader_cell import points\n"
+            f"points({name!r}, {g.assignment!r}, {g.points:g})\n"
+            "### END HIDDEN TESTS")
 
 
 def _nbgrader(grade: bool, solution: bool, locked: bool, grade_id: str, points: float | None = None) -> dict:
@@ -123,42 +118,57 @@ def build(name: str) -> nbformat.NotebookNode:
     if not src.is_file():
         raise SourceError(f"{src}: no such source file")
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    }
+    nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     seen: set[str] = set()
     for idx, (kind, attrs, body, lineno) in enumerate(parse(src)):
         where = f"{src}:{lineno}"
         gid = attrs.get("id")
-        if kind in {"scaffold", "solution", "tests", "answer"}:
+        if kind in {"scaffold", "loop", "tests"}:
+            if not gid:
+                raise SourceError(f"{where}: a [{kind}] cell needs id=<graded function>")
+            try:
+                g = entry(gid)
+            except ValueError as exc:
+                raise SourceError(f"{where}: {exc}") from None
+            if g.assignment != name:
+                raise SourceError(f"{where}: {gid} is graded in {g.assignment}, not in {name}")
+            gid = {"scaffold": gid, "loop": f"{gid}_loop", "tests": f"test_{gid}"}[kind]
+        if kind in {"scaffold", "loop", "solution", "tests", "answer"}:
             if not gid:
                 raise SourceError(f"{where}: a [{kind}] cell needs id=...")
             if gid in seen:
                 raise SourceError(f"{where}: duplicate id {gid!r}")
             seen.add(gid)
         points = float(attrs["points"]) if "points" in attrs else None
-        if kind in {"tests", "answer"} and points is None:
+        if kind == "answer" and points is None:
             raise SourceError(f"{where}: a [{kind}] cell needs points=...")
-        if kind == "markdown":
-            cell = nbformat.v4.new_markdown_cell(_markdown(body, where))
-        elif kind == "answer":
-            cell = nbformat.v4.new_markdown_cell(_markdown(body, where) or "YOUR ANSWER HERE")
-            cell.metadata = _nbgrader(True, True, False, gid, points)
-        elif kind == "scaffold":
-            cell = nbformat.v4.new_code_cell(scaffold_source(gid, body))
-            cell.metadata = _nbgrader(False, True, False, gid)
-        elif kind == "solution":
-            cell = nbformat.v4.new_code_cell(body)
-            cell.metadata = _nbgrader(False, True, False, gid)
-        elif kind == "tests":
-            cell = nbformat.v4.new_code_cell(body)
-            cell.metadata = _nbgrader(True, False, True, gid, points)
-        elif kind == "readonly":
-            cell = nbformat.v4.new_code_cell(body)
-            cell.metadata = _nbgrader(False, False, True, gid or f"readonly_{idx}")
-        else:
-            cell = nbformat.v4.new_code_cell(body)
+        if kind in {"loop", "tests"} and body.strip():
+            raise SourceError(f"{where}: a [{kind}] cell is generated; leave its body empty")
+        try:
+            if kind == "markdown":
+                cell = nbformat.v4.new_markdown_cell(_markdown(body, where))
+            elif kind == "answer":
+                cell = nbformat.v4.new_markdown_cell(_markdown(body, where) or "YOUR ANSWER HERE")
+                cell.metadata = _nbgrader(True, True, False, gid, points)
+            elif kind == "scaffold":
+                cell = nbformat.v4.new_code_cell(scaffold_source(attrs["id"], body or None))
+                cell.metadata = _nbgrader(False, True, False, gid)
+            elif kind == "loop":
+                cell = nbformat.v4.new_code_cell(loop_source(attrs["id"]))
+                cell.metadata = _nbgrader(False, True, False, gid)
+            elif kind == "solution":
+                cell = nbformat.v4.new_code_cell(body)
+                cell.metadata = _nbgrader(False, True, False, gid)
+            elif kind == "tests":
+                cell = nbformat.v4.new_code_cell(tests_source(attrs["id"]))
+                cell.metadata = _nbgrader(True, False, True, gid, entry(attrs["id"]).points)
+            elif kind == "readonly":
+                cell = nbformat.v4.new_code_cell(body)
+                cell.metadata = _nbgrader(False, False, True, gid or f"readonly_{idx}")
+            else:
+                cell = nbformat.v4.new_code_cell(body)
+        except GenerationError as exc:
+            raise SourceError(f"{where}: {exc}") from None
         # stable cell ids, so rebuilding an unchanged source gives a byte-identical notebook
         cell.id = gid or hashlib.sha1(f"{name}:{idx}:{kind}".encode()).hexdigest()[:12]
         nb.cells.append(cell)
@@ -168,26 +178,6 @@ def build(name: str) -> nbformat.NotebookNode:
 
 def _dumps(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         target = SOLUTIONS / name / f"{name}.ipynb"
         if args.command == "build":
             if not target.is_file() or target.read_text(encoding="utf-8") != text:
-                write_atomic(target, text)
+                write_text_atomic(target, text)
                 print(f"built {target.relative_to(ROOT)}")
         elif not target.is_file() or target.read_text(encoding="utf-8") != text:
             stale.append(str(target.relative_to(ROOT)))

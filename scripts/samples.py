@@ -4,7 +4,7 @@ For each assignment, ``assignments/<name>/<name>.ipynb`` (the release) has every
 ``raise NotImplementedError()`` stub replaced by
 
 * the solution body (from ``solutions/<name>/<name>.ipynb``)  -> ``<name>_complete.ipynb``, or
-* the solution body for most functions, but a typical mistake for the functions listed in ``MISTAKES``
+* the solution body for most functions, but a known mistake (``TYPICAL``, from the registry's catalogue)
                                                               -> ``<name>_typical_mistakes.ipynb``.
 
 The untouched release is the third sample. ``python scripts/samples.py OUT_DIR`` writes the two made-up
@@ -19,59 +19,34 @@ from pathlib import Path
 
 import nbformat
 
+from course_lib.manifest import assignment_names
+from course_lib.sourcegen import indent
+
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ("a1_gans", "a2_pretext", "a3_contrastive", "a4_rendering")
+ASSIGNMENTS = assignment_names()
 STUB = "# YOUR CODE HERE\n    raise NotImplementedError()"
 
-# (function, one-line description, buggy body). Each body is a complete, plausible student answer with the
-# mistake the autograder should name.
-MISTAKES: dict[str, list[tuple[str, str, str]]] = {
-    "a1_gans": [
-        ("generator_loss", "saturating and non-saturating forms swapped", """
-    if saturating:
-        return F.softplus(-logits_fake).mean()
-    return -F.softplus(logits_fake).mean()"""),
-    ],
-    "a2_pretext": [
-        ("rotate_batch", "turns clockwise", """
-    n, c, h, w = images.shape
-    if images.dim() != 4 or h != w:
-        raise ValueError(f"images must be [N, C, H, W] with H == W, got {list(images.shape)}")
-    rotated = torch.stack([torch.rot90(images, -k, dims=(-2, -1)) for k in range(4)], dim=1)
-    return rotated.reshape(4 * n, c, h, w), torch.arange(4, device=images.device).repeat(n)"""),
-    ],
-    "a3_contrastive": [
-        ("nt_xent_loss", "self-similarity not masked", """
-    z = torch.nn.functional.normalize(torch.cat([z_a, z_b]), dim=-1)
-    n = z_a.shape[0]
-    logits = z @ z.T / temperature
-    target = (torch.arange(2 * n, device=z.device) + n) % (2 * n)
-    return torch.nn.functional.cross_entropy(logits, target)"""),
-        ("enqueue", "drops the keys that run past the end instead of wrapping", """
-    k = queue.shape[0]
-    n = keys.shape[0]
-    end = min(ptr + n, k)
-    with torch.no_grad():
-        queue[ptr:end] = keys[: end - ptr].detach()
-    return (ptr + n) % k"""),
-    ],
-    "a4_rendering": [
-        ("volume_render", "inclusive transmittance", """
-    deltas = torch.cat([t_vals[..., 1:] - t_vals[..., :-1], torch.full_like(t_vals[..., :1], 1e10)], -1)
-    tau = sigmas * deltas
-    alpha = 1 - torch.exp(-tau)
-    weights = torch.exp(-torch.cumsum(tau, -1)) * alpha
-    rgb = (weights[..., None] * colors).sum(-2)
-    if white_background:
-        rgb = rgb + (1 - weights.sum(-1, keepdim=True))
-    return rgb, weights"""),
-        ("positional_encoding", "frequencies without pi", """
-    freqs = 2.0 ** torch.arange(num_freqs, dtype=x.dtype, device=x.device)
-    xf = x[..., None, :] * freqs[:, None]
-    feats = torch.stack([torch.sin(xf), torch.cos(xf)], dim=-2).flatten(-3)
-    return torch.cat([x, feats], -1) if include_input else feats"""),
-    ],
+# Which known mistakes (names from each function's registry catalogue) the "typical mistakes" submission makes.
+TYPICAL: dict[str, list[tuple[str, str]]] = {
+    "a1_gans": [("generator_loss", "forms_swapped")],
+    "a2_pretext": [("rotate_batch", "clockwise")],
+    "a3_contrastive": [("nt_xent_loss", "no_self_mask"), ("enqueue", "drops")],
+    "a4_rendering": [("volume_render", "inclusive_transmittance"), ("positional_encoding", "no_pi")],
+    "a5_priors": [("project_points", "no_y_flip"), ("batched_mlp", "relu_after_last")],
 }
+
+
+def typical_mistakes(name: str) -> list[tuple[str, str, str, str]]:
+    """``(function, mistake, what it is, body)`` for the planted mistakes of assignment ``name`` (from the registry's
+    catalogue of known mistakes; the body is the function's code at indent 0)."""
+    from autograder.registry import SPECS
+
+    out = []
+    for fn, mistake in TYPICAL[name]:
+        spec = SPECS[fn]
+        found = next(m for m in spec.mistakes if m.name == mistake)
+        out.append((fn, mistake, found.message, found.body(spec.params)))
+    return out
 
 
 def solution_bodies(name: str) -> dict[str, str]:
@@ -87,14 +62,14 @@ def solution_bodies(name: str) -> dict[str, str]:
 
 
 def make_submission(name: str, mistakes: dict[str, str] | None = None) -> nbformat.NotebookNode:
-    """The release with every scaffold filled in: the solution, or the given buggy body per function."""
+    """The release with every scaffold filled in: the solution, or the given buggy body (indent 0) per function."""
     release = nbformat.read(ROOT / "assignments" / name / f"{name}.ipynb", as_version=4)
     bodies = solution_bodies(name)
     for cell in release.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if cell.cell_type != "code" or gid not in bodies or STUB not in cell.source:
             continue
-        body = (mistakes or {}).get(gid, bodies[gid]).strip("\n")      # indented by 4, like the stub
+        body = indent(mistakes[gid]) if mistakes and gid in mistakes else bodies[gid].strip("\n")
         cell.source = cell.source.replace("    " + STUB, body, 1)
     release.metadata.pop("course", None)
     return release
@@ -111,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in ASSIGNMENTS:
             parser.error(f"unknown assignment {name!r}")
         nbformat.write(make_submission(name), args.out / f"{name}_complete.ipynb")
-        buggy = {fn: body for fn, _, body in MISTAKES[name]}
+        buggy = {fn: body for fn, _, _, body in typical_mistakes(name)}
         nbformat.write(make_submission(name, buggy), args.out / f"{name}_typical_mistakes.ipynb")
     return 0
 

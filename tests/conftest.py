@@ -41,7 +41,7 @@ def gen() -> torch.Generator:
 def one_thread():
     """One CPU thread for a module of small-network training tests (faster than two on a busy 2-core machine);
     the caller's setting is restored afterwards. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
-    from course_lib.data.cache import single_threaded
+    from course_lib.utils import single_threaded
 
     with single_threaded():
         yield

@@ -65,7 +65,7 @@ def test_notebook_grades_each_function_once_with_the_registry_points(name):
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "markdown" and meta.get("grade") and meta.get("solution"):
             answers += 1
-        m = re.search(r'points\("(\w+)", "(\w+)", ([\d.]+)\)', cell.source)
+        m = re.search(r"points\('(\w+)', '(\w+)', ([\d.]+)\)", cell.source)
         if m and meta.get("grade"):
             fn, assignment, pts = m.group(1), m.group(2), float(m.group(3))
             assert assignment == name and fn not in graded
@@ -136,7 +136,7 @@ def test_nbgrader_workflow_agrees_with_the_autograder(name, tmp_path):
     shutil.copy(ROOT / "solutions" / name / f"{name}.ipynb", course / "solutions" / name)
     sub_dir = course / "submitted" / "student1" / name
     sub_dir.mkdir(parents=True)
-    buggy = {fn: body for fn, _, body in samples.MISTAKES[name]}
+    buggy = {fn: body for fn, _, _, body in samples.typical_mistakes(name)}
     nbformat.write(samples.make_submission(name, buggy), sub_dir / f"{name}.ipynb")
 
     def nbgrader(*args):
@@ -162,7 +162,7 @@ def test_nbgrader_workflow_agrees_with_the_autograder(name, tmp_path):
     ag_scores = {t["extra_data"]["function"]: t["score"] for t in json.loads(results.read_text())["tests"]}
     for fn, score in ag_scores.items():
         assert nb_scores[f"test_{fn}"] == pytest.approx(score), fn
-    planted = {fn for fn, _, _ in samples.MISTAKES[name]}
+    planted = {fn for fn, _, _, _ in samples.typical_mistakes(name)}
     assert all(ag_scores[fn] < 10 for fn in planted) and all(ag_scores[fn] == 10 for fn in ag_scores if fn not in planted)
 
     with open(course / "grades.csv", newline="") as fh:

@@ -1,19 +1,25 @@
-"""Hidden checks for course_lib.contrastive (assignment a3_contrastive): info_nce_loss, nt_xent_loss.
+"""Hidden checks for course_lib.contrastive (assignment a3_contrastive): info_nce_loss, nt_xent_loss, clip_loss.
 
 Known mistakes: InfoNCE with the positive at the wrong index, without normalisation, the temperature multiplied
 or a sum over the batch; NT-Xent without masking the self-similarity, averaged over N instead of 2N, without
-normalisation, or over one view only.
+normalisation, or over one view only; CLIP over one direction only, without normalisation (or normalised over
+the batch), with the logit scale dividing, exponentiated or left out, the two directions summed, a sum over the
+batch, or exponentials that overflow.
 
-References: van den Oord et al. 2018 (CPC, InfoNCE); Chen et al., ICML 2020 (SimCLR, Algorithm 1).
+References: van den Oord et al. 2018 (CPC, InfoNCE); Chen et al., ICML 2020 (SimCLR, Algorithm 1); Radford et
+al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021 (CLIP, Figure 3).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
 from . import judges
-from .build import dtype_check, errors_check, function_spec, mutation_check, randn
+from .build import check, dtype_check, errors_check, function_spec, mutation_check, randn
 from .core import Cases, CheckSpec, mistake
+from .public import PublicCase, rnd
 
 __all__ = ["SPECS"]
 
@@ -39,6 +45,12 @@ def _info_variant(q, p, neg, t=0.1, *, normalize=True, pos_last=False, scale=Non
 
 INFO_NCE = function_spec(
     "info_nce_loss",
+    public=[
+        PublicCase("N=4, M=5, D=3 (float64)", lambda: (rnd(4, 3, seed=12), rnd(4, 3, seed=13), rnd(4, 5, 3, seed=14), 0.1)),
+        PublicCase("temperature 1e-3 (float32)", lambda: (rnd(3, 4, seed=15, dtype=torch.float32), rnd(3, 4, seed=16, dtype=torch.float32),
+                                                    rnd(3, 2, 4, seed=17, dtype=torch.float32), 1e-3)),
+        PublicCase("negatives of the wrong rank raise ValueError", lambda: (torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 3)), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "cross-entropy of cosine scores / temperature with the positive at index 0", 3.5,
                   lambda c: [_i_case(c, c.dtype(k)) for k in range(4)]),
@@ -82,6 +94,9 @@ def _n_case(c: Cases, dt: str, *, n=None, d=None, t=None, note="", **opt) -> Non
 
 
 def _nt_variant(za, zb, t=0.5, *, mask=True, normalize=True, denom="2n", rows="all"):
+    """Wrong NT-Xent losses (arguments checked as the contract says, so only the mistake differs)."""
+    if not t > 0 or za.dim() != 2 or za.shape != zb.shape:
+        raise ValueError(f"z_a {list(za.shape)} and z_b {list(zb.shape)} must be [N, D] alike, temperature {t} > 0")
     n = za.shape[0]
     z = torch.cat([za, zb])
     z = F.normalize(z, dim=-1) if normalize else z
@@ -97,6 +112,12 @@ def _nt_variant(za, zb, t=0.5, *, mask=True, normalize=True, denom="2n", rows="a
 
 NT_XENT = function_spec(
     "nt_xent_loss",
+    public=[
+        PublicCase("N=4, D=3 (float64)", lambda: (rnd(4, 3, seed=18), rnd(4, 3, seed=19), 0.5)),
+        PublicCase("identical rows give log(2N - 1)", lambda: (torch.ones(3, 2), torch.ones(3, 2), 0.1), expect="value", value=math.log(5)),
+        PublicCase("N=1 gives 0", lambda: (rnd(1, 3, seed=20), rnd(1, 3, seed=21)), expect="value", value=0.0),
+        PublicCase("temperature 0 raises ValueError", lambda: (torch.ones(2, 2), torch.ones(2, 2), 0.0), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "SimCLR's NT-Xent over the 2N views, mean over all 2N rows", 3.5,
                   lambda c: [_n_case(c, c.dtype(k)) for k in range(4)]),
@@ -130,4 +151,142 @@ NT_XENT = function_spec(
 )
 
 
-SPECS = [INFO_NCE, NT_XENT]
+# ------------------------------------------------------------------------------------------------ CLIP
+def _c_case(c: Cases, dt: str, *, n=None, d=None, s=None, note="", **opt) -> None:
+    n, d = n or c.randint(2, 8), d or c.randint(2, 6)
+    s = s if s is not None else c.choice([2.5, 5.0, 10.0, 14.3, 30.0])
+    call = ["image_emb", "text_emb"] + ([] if s == "default" else [repr(s)])
+    c.add(f"image_emb = {randn([n, d], dt)}\ntext_emb = {randn([n, d], dt, 2.0)}", call,
+          note=note or f"{dt}, N={n}, D={d}, logit_scale={'left at its default' if s == 'default' else s}", **opt)
+
+
+def _c_stability(c: Cases) -> None:
+    _c_case(c, "float32", n=8, d=6, s=100.0, note="float32, N=8, D=6, logit_scale=100")
+    c.add(f"image_emb = {randn([6, 4], 'float32')}\ntext_emb = image_emb + {randn([6, 4], 'float32', 0.001)}",
+          ["image_emb", "text_emb", "100.0"], note="float32, matching rows nearly equal (cosine ~1), logit_scale=100")
+    _c_case(c, "float64", n=24, d=5, s=100.0, note="float64, N=24, D=5, logit_scale=100")
+
+
+def _c_analytic(c: Cases) -> None:
+    norms = "(torch.rand(3, 1, generator=g, dtype=torch.float64) * 3 + 0.5)"
+    c.add(f"image_emb = torch.eye(5, dtype=torch.float64)[:3] * {norms}\n"
+          f"text_emb = torch.eye(5, dtype=torch.float64)[:3] * {norms}", ["image_emb", "text_emb", "2.0"],
+          note="orthonormal pairs of random lengths at logit_scale 2: log(1 + 2 exp(-2))")
+    c.add("image_emb = torch.ones(4, 3, dtype=torch.float64)\ntext_emb = image_emb * 2",
+          ["image_emb", "text_emb", "50.0"], note="all rows identical: log N = log 4 for every logit_scale")
+    c.add(f"image_emb = {randn([3, 4], 'float64')} * torch.tensor([[0.0], [1.0], [1.0]], dtype=torch.float64)\n"
+          f"text_emb = {randn([3, 4], 'float64')}", ["image_emb", "text_emb", "5.0"],
+          note="a zero image embedding: its cosines are 0 (clamp the norm at 1e-12)")
+
+
+def _c_edge(c: Cases) -> None:
+    _c_case(c, "float64", n=1, d=5, s=10.0, note="N = 1 (nothing to tell apart): the loss is 0")
+    _c_case(c, "float32", n=1, d=1, s="default", note="N = D = 1, logit_scale left at its default: 0")
+
+
+def _c_grads(c: Cases) -> None:
+    _c_case(c, "float64", grad_wrt=(0, 1), grad=True)
+    _c_case(c, "float32", grad_wrt=(0, 1), grad=True)
+    c.add(f"image_emb = {randn([5, 3], 'float64')}\ntext_emb = {randn([5, 3], 'float64')}\n"
+          "logit_scale = torch.tensor(7.5, dtype=torch.float64)", ["image_emb", "text_emb", "logit_scale"],
+          note="a learned logit_scale (a 0-d tensor): the gradient reaches it too", grad_wrt=(0, 1, 2), grad=True)
+
+
+def _c_errors(c: Cases) -> None:
+    bad = [
+        ([3, 4], [3, 4], "0.0", "logit_scale", "logit_scale=0"),
+        ([3, 4], [3, 4], "-1.0", "logit_scale", "logit_scale=-1"),
+        ([3, 4], [3, 5], "10.0", "text_emb", "text_emb [3, 5] for image_emb [3, 4]"),
+        ([3, 4], [2, 4], "10.0", "text_emb", "text_emb [2, 4] for image_emb [3, 4]"),
+        ([4], [4], "10.0", "image_emb", "1-D embeddings of shape [4]"),
+        ([0, 4], [0, 4], "10.0", "image_emb", "N = 0 pairs"),
+    ]
+    for si, st, s, arg, note in bad:
+        c.add(f"image_emb = {randn(si, 'float32')}\ntext_emb = {randn(st, 'float32')}", ["image_emb", "text_emb", s],
+              note=note, meta={"arg": arg})
+
+
+def _clip_variant(image_emb, text_emb, logit_scale=10.0, *, directions="both", normalize=True, norm_dim=-1,
+                  scale_op="mul", combine="mean", reduce="mean", stable=True):
+    img, txt = image_emb, text_emb
+    if normalize:
+        img, txt = F.normalize(img, dim=norm_dim), F.normalize(txt, dim=norm_dim)
+    sim = img @ txt.mT                                                       # [N, N]
+    if scale_op == "mul":
+        logits = logit_scale * sim
+    elif scale_op == "div":
+        logits = sim / logit_scale
+    elif scale_op == "exp":
+        logits = torch.exp(torch.as_tensor(logit_scale, dtype=sim.dtype, device=sim.device)) * sim
+    else:
+        logits = sim
+    if stable:
+        per_img = torch.logsumexp(logits, 1) - logits.diagonal()
+        per_txt = torch.logsumexp(logits, 0) - logits.diagonal()
+    else:
+        e = torch.exp(logits)
+        per_img = -torch.log(e.diagonal() / e.sum(1))
+        per_txt = -torch.log(e.diagonal() / e.sum(0))
+    l_img = per_img.mean() if reduce == "mean" else per_img.sum()
+    l_txt = per_txt.mean() if reduce == "mean" else per_txt.sum()
+    if directions == "image":
+        return l_img
+    return (l_img + l_txt) / 2 if combine == "mean" else l_img + l_txt
+
+
+def _c_public(n, d, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=dtype), torch.randn(n, d, generator=g, dtype=dtype)
+
+
+CLIP = function_spec(
+    "clip_loss",
+    checks=[
+        CheckSpec("values", "(CE(logits, arange N) + CE(logits.T, arange N)) / 2, logits = logit_scale * cosines", 3.0,
+                  lambda c: [_c_case(c, c.dtype(k)) for k in range(4)]),
+        check("default", "logit_scale left out: the default is 10", 0.5,
+              lambda c: [_c_case(c, c.dtype(k), s="default") for k in range(2)]),
+        CheckSpec("stability", "finite and correct at logit_scale 100, matching rows nearly equal included", 1.5,
+                  _c_stability),
+        CheckSpec("analytic", "orthonormal pairs: log(1 + (N - 1) exp(-s)); identical rows: log N; a zero vector", 1.0,
+                  _c_analytic),
+        check("edge", "one pair (N = 1) gives 0", 0.5, _c_edge, auxiliary=True),
+        CheckSpec("gradients", "gradients wrt both embeddings and a learned (tensor) logit_scale", 1.5, _c_grads,
+                  judges.gradients),
+        dtype_check(lambda c, dt, dev: _c_case(c, dt, note=f"{dt} on {dev}", device=dev)),
+        mutation_check(lambda c: _c_case(c, "float64", return_inputs=True)),
+        check("errors", "bad arguments raise ValueError naming the argument", 1.0, _c_errors, judges.raises,
+              auxiliary=True),
+    ],
+    mistakes=[
+        mistake("unstable_exp", "exp(logits) divided by its sum, which overflows at large logit_scale: use "
+                "F.cross_entropy or logsumexp(logits) - logits[i, i]", _clip_variant, stable=False),
+        mistake("one_direction", "the image -> text direction only (or the text -> image term computed on logits "
+                "instead of logits.T, which repeats it): average CE(logits, arange N) and CE(logits.T, arange N)",
+                _clip_variant, directions="image"),
+        mistake("no_normalisation", "dot products instead of cosine similarities: L2-normalise every row of both "
+                "embeddings first (F.normalize(x, dim=-1))", _clip_variant, normalize=False),
+        mistake("normalised_over_batch", "embeddings normalised over the batch (dim 0): normalise every row, "
+                "F.normalize(x, dim=-1)", _clip_variant, norm_dim=0),
+        mistake("scale_divided", "cosines divided by logit_scale: it is an inverse temperature, logits = "
+                "logit_scale * cosines", _clip_variant, scale_op="div"),
+        mistake("scale_exponentiated", "exp(logit_scale) as the scale: the argument is the scale itself (CLIP "
+                "stores its logarithm, the caller exponentiates)", _clip_variant, scale_op="exp"),
+        mistake("scale_ignored", "logit_scale left out: logits = logit_scale * cosines", _clip_variant,
+                scale_op="none"),
+        mistake("sum_of_directions", "the two directions summed: the loss is their mean, (L_img + L_txt) / 2",
+                _clip_variant, combine="sum"),
+        mistake("sum_over_batch", "a sum over the N pairs instead of the mean", _clip_variant, reduce="sum"),
+    ],
+    public=[
+        PublicCase("N=4, D=3, logit_scale left at its default (float64)", lambda: _c_public(4, 3, 401)),
+        PublicCase("logit_scale 100 stays finite (float32)", lambda: (*_c_public(5, 4, 402, torch.float32), 100.0)),
+        PublicCase("orthonormal pairs at logit_scale 2 give log(1 + 2 exp(-2))",
+                   lambda: (torch.eye(3, dtype=torch.float64), 3 * torch.eye(3, dtype=torch.float64), 2.0), "value",
+                   math.log1p(2 * math.exp(-2.0))),
+        PublicCase("logit_scale 0 raises ValueError", lambda: (torch.ones(2, 3), torch.ones(2, 3), 0.0), "raises"),
+    ],
+)
+
+
+SPECS = [INFO_NCE, NT_XENT, CLIP]

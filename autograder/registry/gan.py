@@ -9,11 +9,14 @@ Reference: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, secti
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from .build import analytic, dtype_check, errors_check, function_spec, gradients, mutation_check, randn, stability, values
 from .core import Cases, mistake
+from .public import PublicCase, rnd
 
 __all__ = ["SPECS"]
 
@@ -86,6 +89,12 @@ def _d_variant(logits_real, logits_fake, *, fake_sign=1.0, swapped=False, reduce
 
 DISCRIMINATOR = function_spec(
     "discriminator_loss",
+    public=[
+        PublicCase("random logits (N=5, M=3, float64)", lambda: (rnd(5, seed=1), rnd(3, seed=2))),
+        PublicCase("logits of +-1e4 stay finite (float32)", lambda: (torch.tensor([1e4, -1e4]), torch.tensor([-1e4, 1e4]))),
+        PublicCase("all logits 0 give 2 log 2", lambda: (torch.zeros(3), torch.zeros(2)), expect="value", value=2 * math.log(2)),
+        PublicCase("a 2-D logits_real raises ValueError", lambda: (torch.zeros(2, 2), torch.zeros(2)), expect="raises"),
+    ],
     checks=[
         values("matches mean(softplus(-logits_real)) + mean(softplus(logits_fake)) on random logits", _d_values),
         stability("finite and correct for logits of +-1e4", _d_stability),
@@ -151,6 +160,8 @@ def _g_errors(c: Cases) -> None:
 
 def _g_variant(logits_fake, saturating=False, *, swap_forms=False, sign=1.0, form="softplus"):
     """Wrong generator losses: the two forms swapped, the wrong sign, log(sigmoid) computed directly."""
+    if logits_fake.dim() != 1:
+        raise ValueError(f"logits_fake must be 1-D [M], got {list(logits_fake.shape)}")
     sat = (not saturating) if swap_forms else saturating
     if form == "log_sigmoid":
         loss = torch.log(1 - torch.sigmoid(logits_fake)).mean() if sat else -torch.log(torch.sigmoid(logits_fake)).mean()
@@ -161,6 +172,12 @@ def _g_variant(logits_fake, saturating=False, *, swap_forms=False, sign=1.0, for
 
 GENERATOR = function_spec(
     "generator_loss",
+    public=[
+        PublicCase("random logits, non-saturating (float64)", lambda: (rnd(6, seed=3),)),
+        PublicCase("random logits, saturating (float32)", lambda: (rnd(4, seed=4, dtype=torch.float32), True)),
+        PublicCase("zero logits give log 2", lambda: (torch.zeros(4),), expect="value", value=math.log(2)),
+        PublicCase("a 2-D input raises ValueError", lambda: (torch.zeros(2, 2),), expect="raises"),
+    ],
     checks=[
         values("matches the non-saturating and saturating losses on random logits", _g_values),
         stability("finite and correct for logits of +-1e4 (both forms)", _g_stability),

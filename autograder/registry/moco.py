@@ -11,10 +11,12 @@ Algorithm 1 (the dictionary as a queue; no gradient to the keys).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from . import judges
 from .build import dtype_check, errors_check, function_spec, mutation_check, randn
 from .core import Cases, CheckSpec, mistake
+from .public import PublicCase, nets, rnd
 
 __all__ = ["SPECS"]
 
@@ -67,6 +69,11 @@ def _in_place(ctx: judges.Context) -> judges.Verdict:
 
 MOMENTUM = function_spec(
     "momentum_update", mutated=(0,), observe=lambda out, after: [after[0], after[1]],
+    public=[
+        PublicCase("m = 0.9 on a Linear(4, 3)", lambda: (*nets(22), 0.9)),
+        PublicCase("m = 0 copies the query encoder", lambda: (*nets(23, ((3, 2), (2, 2))), 0.0)),
+        PublicCase("m = 1.5 raises ValueError", lambda: (*nets(24), 1.5), expect="raises"),
+    ],
     loops_allowed=99,                                  # looping over parameter tensors is the normal way
     checks=[
         CheckSpec("values", "theta_k <- m theta_k + (1 - m) theta_q for every parameter; the query encoder unchanged", 4.0,
@@ -114,6 +121,10 @@ def _e_case(c: Cases, *, k=None, n=None, ptr=None, ch=None, dt="float32", wrap=N
 
 
 def _enqueue_variant(queue, ptr, keys, *, mode):
+    """Wrong ring-buffer writes (arguments checked as the contract says, so only the mistake differs)."""
+    if queue.dim() != 2 or keys.dim() != 2 or keys.shape[1] != queue.shape[1] or not 1 <= keys.shape[0] <= queue.shape[0] \
+            or not 0 <= ptr < queue.shape[0]:
+        raise ValueError(f"queue {list(queue.shape)}, keys {list(keys.shape)} and ptr {ptr} do not fit together")
     k, n = queue.shape[0], keys.shape[0]
     with torch.no_grad():
         if mode == "drop":
@@ -138,6 +149,11 @@ def _detached_queue(ctx: judges.Context) -> judges.Verdict:
 
 ENQUEUE = function_spec(
     "enqueue", mutated=(0,), observe=lambda out, after: [out, after[0]],
+    public=[
+        PublicCase("K=6, N=2 from ptr=1", lambda: (rnd(6, 3, seed=25), 1, rnd(2, 3, seed=26))),
+        PublicCase("wrap-around: K=5, N=3 from ptr=4", lambda: (rnd(5, 2, seed=27), 4, rnd(3, 2, seed=28))),
+        PublicCase("N > K raises ValueError", lambda: (torch.zeros(2, 3), 0, torch.zeros(3, 3)), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "rows ptr .. ptr + N - 1 become keys; returns (ptr + N) mod K", 3.0,
                   lambda c: [_e_case(c, wrap=False, dt=("float32", "float64")[i % 2]) for i in range(3)]),
@@ -188,6 +204,11 @@ def _moco_variant(q, k, queue, t=0.07, *, detach_k=True, detach_queue=True, pos_
 
 MOCO = function_spec(
     "moco_loss",
+    public=[
+        PublicCase("N=3, C=4, K=5 (float64)", lambda: (F.normalize(rnd(3, 4, seed=29), dim=1), F.normalize(rnd(3, 4, seed=30), dim=1),
+                                                  F.normalize(rnd(5, 4, seed=31), dim=1), 0.07)),
+        PublicCase("temperature 0 raises ValueError", lambda: (torch.ones(2, 2), torch.ones(2, 2), torch.ones(3, 2), 0.0), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "cross-entropy of [q.k, q @ queue.T] / temperature with target 0", 3.0,
                   lambda c: [_q_case(c, c.dtype(i)) for i in range(4)]),

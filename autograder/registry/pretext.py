@@ -1,17 +1,23 @@
-"""Hidden checks for course_lib.pretext (assignment a2_pretext): rotate_batch.
+"""Hidden checks for course_lib.pretext (assignment a2_pretext): rotate_batch, relative_patch_pairs.
 
 Known mistakes: rotations turning clockwise, rotation-major instead of image-major order, a transpose instead
-of a quarter turn.
+of a quarter turn; relative patches with the neighbours in column-major order, the centre counted as a label,
+the gap ignored (or left out of the step between cells), a grid that is not centred (at the top-left corner, or
+with the leftover margin rounded up), the origin taken from the wrong image side, or crops with their rows and
+columns swapped.
 
-Reference: Gidaris, Singh, Komodakis, "Unsupervised Representation Learning by Predicting Image Rotations",
-ICLR 2018 (RotNet).
+References: Gidaris, Singh, Komodakis, "Unsupervised Representation Learning by Predicting Image Rotations",
+ICLR 2018 (RotNet); Doersch, Gupta, Efros, "Unsupervised Visual Representation Learning by Context
+Prediction", ICCV 2015 (the 3 x 3 grid of patches with gaps, eight relative positions).
 """
 from __future__ import annotations
 
 import torch
 
-from .build import analytic, dtype_check, errors_check, function_spec, gradients, mutation_check, randn, values
+from . import judges
+from .build import analytic, check, dtype_check, errors_check, function_spec, gradients, mutation_check, randn, values
 from .core import Cases, mistake
+from .public import PublicCase, rnd
 
 __all__ = ["SPECS"]
 
@@ -52,6 +58,8 @@ def _r_errors(c: Cases) -> None:
 
 def _rot_variant(images, *, turns=(0, 1, 2, 3), image_major=True, transpose=False):
     """Wrong rotations: clockwise turns, rotation-major order, a transpose (plus flips) instead of a turn."""
+    if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"images must be [N, C, H, H], got {list(images.shape)}")
     n = images.shape[0]
     if transpose:
         rots = [images, images.transpose(-2, -1), images.flip(-2, -1), images.transpose(-2, -1).flip(-2, -1)]
@@ -65,6 +73,11 @@ def _rot_variant(images, *, turns=(0, 1, 2, 3), image_major=True, transpose=Fals
 
 ROTATE = function_spec(
     "rotate_batch",
+    public=[
+        PublicCase("N=2, C=3, 4x4 images (float64)", lambda: (rnd(2, 3, 4, 4, seed=5),)),
+        PublicCase("a 2x2 image [[1, 2], [3, 4]]", lambda: (torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]),)),
+        PublicCase("H != W raises ValueError", lambda: (torch.zeros(1, 1, 2, 3),), expect="raises"),
+    ],
     checks=[
         values("rotated[4i + k] = rot90(images[i], k) counter-clockwise, labels[4i + k] = k", _r_values, 4.0),
         analytic("known rotations of small images", _r_analytic, 1.5),
@@ -83,4 +96,158 @@ ROTATE = function_spec(
     ],
 )
 
-SPECS = [ROTATE]
+
+
+# ------------------------------------------------------------------------------------------------ relative_patch_pairs
+def _p_case(c: Cases, dt: str, *, n=None, ch=None, patch=None, gap=None, hw=None, note="", **opt) -> None:
+    """Random images (H and W drawn apart, so y0 != x0 in general) and random labels."""
+    n = c.randint(1, 5) if n is None else n
+    ch, patch = ch or c.randint(1, 3), patch or c.randint(1, 4)
+    gap = c.randint(0, 3) if gap is None else gap
+    span = 3 * patch + 2 * gap
+    h, w = hw or (span + c.randint(0, 4), span + c.randint(0, 4))
+    c.add(f"images = {randn([n, ch, h, w], dt)}\npositions = torch.randint(0, 8, ({n},), generator=g)",
+          ["images", "positions", str(patch), str(gap)],
+          note=note or f"{dt}, N={n}, C={ch}, H={h}, W={w}, patch={patch}, gap={gap}", **opt)
+
+
+def _p_values(c: Cases) -> None:
+    for k in range(4):
+        _p_case(c, c.dtype(k), gap=c.randint(1, 3) if k < 2 else None)
+
+
+def _p_analytic(c: Cases) -> None:
+    c.add("images = torch.arange(110, dtype=torch.float64).reshape(1, 1, 10, 11).repeat(8, 1, 1, 1)\n"
+          "positions = torch.arange(8)", ["images", "positions", "2", "1"],
+          note="each label once on a 10x11 image holding 11*y + x: y0 = x0 = 1, cell (r, c) starts at row 1 + 3r, "
+               "column 1 + 3c")
+    c.add("images = torch.arange(2880, dtype=torch.float32).reshape(8, 2, 12, 15)\n"
+          "positions = torch.randperm(8, generator=g)", ["images", "positions", "3", "0"],
+          note="12x15 images, patch 3, gap 0: the leftover margins 3 and 6 split with floor division, y0 = 1, x0 = 3")
+    c.add(f"images = {randn([2, 3, 8, 8], 'float64')}\npositions = torch.tensor([0, 7])", ["images", "positions", "2", "1"],
+          note="a grid that fills 8x8 images exactly (3*2 + 2*1 = 8): cells (0, 0) and (2, 2) are the corners")
+    c.add(f"images = {randn([4, 1, 9, 9], 'float64')}\npositions = torch.tensor([4, 4, 3, 3])",
+          ["images", "positions", "2", "1"], note="labels 3 and 4 are the cells left and right of the centre")
+
+
+def _p_edge(c: Cases) -> None:
+    c.add(f"images = {randn([0, 3, 9, 9], 'float32')}\npositions = torch.zeros(0, dtype=torch.int64)",
+          ["images", "positions", "3", "0"], note="an empty batch (N = 0) gives crops of shape [0, 3, 3, 3]")
+    c.add(f"images = {randn([1, 1, 3, 3], 'float64')}\npositions = torch.tensor([5])", ["images", "positions", "1", "0"],
+          note="N = C = 1, a 3x3 image, patch 1, gap 0: every cell is one pixel")
+    c.add("images = torch.randint(0, 256, (3, 2, 9, 10), generator=g, dtype=torch.uint8)\n"
+          "positions = torch.tensor([0, 5, 7], dtype=torch.int32)", ["images", "positions", "2", "1"],
+          note="uint8 images and int32 labels: the crops keep the dtype uint8")
+
+
+def _p_grads(c: Cases) -> None:
+    _p_case(c, "float64", gap=1, grad_wrt=(0,), grad=True)
+    c.add(f"images = {randn([3, 2, 9, 9], 'float64')}\npositions = torch.tensor([1, 1, 6])", ["images", "positions", "2", "1"],
+          note="float64, repeated labels", grad_wrt=(0,), grad=True)
+
+
+def _p_errors(c: Cases) -> None:
+    img = lambda shape: f"images = {randn(shape, 'float32')}"  # noqa: E731
+    bad = [
+        ([2, 1, 7, 9], "torch.tensor([0, 1])", 2, 1, "patch", "patch=2, gap=1: an 8x8 grid in images 7 high"),
+        ([2, 1, 9, 7], "torch.tensor([0, 1])", 2, 1, "patch", "patch=2, gap=1: an 8x8 grid in images 7 wide"),
+        ([2, 1, 9, 9], "torch.tensor([0, 1])", 0, 1, "patch", "patch=0"),
+        ([2, 1, 9, 9], "torch.tensor([0, 1])", 2, -1, "gap", "gap=-1"),
+        ([2, 1, 9, 9], "torch.tensor([0, 8])", 2, 1, "positions", "a label 8 (labels are 0..7)"),
+        ([2, 1, 9, 9], "torch.tensor([-1, 0])", 2, 1, "positions", "a label -1"),
+        ([2, 1, 9, 9], "torch.tensor([0, 1, 2])", 2, 1, "positions", "positions of shape [3] for N = 2"),
+        ([2, 1, 9, 9], "torch.tensor([0.0, 1.0])", 2, 1, "positions", "float positions"),
+        ([1, 9, 9], "torch.tensor([0])", 2, 1, "images", "images of shape [1, 9, 9] (3-D)"),
+    ]
+    for shape, pos, patch, gap, arg, note in bad:
+        c.add(f"{img(shape)}\npositions = {pos}", ["images", "positions", str(patch), str(gap)], note=note,
+              meta={"arg": arg})
+
+
+# label k -> grid cell (row, column): the contract's row-major order skipping the centre, and two wrong tables
+_ROW_MAJOR = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2))
+_COL_MAJOR = ((0, 0), (1, 0), (2, 0), (0, 1), (2, 1), (0, 2), (1, 2), (2, 2))
+_WITH_CENTRE = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2))
+
+
+def _patch_variant(images, positions, patch, gap, *, cells=_ROW_MAJOR, gap_mode="both", margin="floor",
+                   swap_hw=False, transpose=False):
+    """Wrong crops: another label table, the gap left out, another grid origin, transposed crops."""
+    n, c, h, w = images.shape
+    step = patch + (gap if gap_mode == "both" else 0)
+    span = 3 * patch + 2 * (0 if gap_mode == "none" else gap)
+    hh, ww = (w, h) if swap_hw else (h, w)
+    if margin == "zero":
+        y0, x0 = 0, 0
+    elif margin == "ceil":
+        y0, x0 = (hh - span + 1) // 2, (ww - span + 1) // 2
+    else:
+        y0, x0 = (hh - span) // 2, (ww - span) // 2
+    dev = images.device
+    table = torch.tensor(cells, device=dev)                               # [labels, 2]
+    rc = table[positions.to(device=dev, dtype=torch.long)]                # [N, 2]
+    offsets = torch.arange(patch, device=dev)
+    batch, chans = torch.arange(n, device=dev), torch.arange(c, device=dev)
+
+    def crop(r, col):
+        rows = y0 + r[:, None] * step + offsets                           # [N, patch]
+        cols = x0 + col[:, None] * step + offsets
+        out = images[batch[:, None, None, None], chans[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+        return out.transpose(-2, -1) if transpose else out
+
+    centre = torch.ones(n, dtype=torch.long, device=dev)
+    return crop(centre, centre), crop(rc[:, 0], rc[:, 1])
+
+
+def _p_public_random():
+    g = torch.Generator().manual_seed(301)
+    return torch.randn(3, 2, 11, 13, generator=g, dtype=torch.float64), torch.tensor([0, 4, 7]), 3, 1
+
+
+def _p_public_labels():
+    return torch.arange(110, dtype=torch.float64).reshape(1, 1, 10, 11).repeat(8, 1, 1, 1), torch.arange(8), 2, 1
+
+
+RELATIVE_PATCHES = function_spec(
+    "relative_patch_pairs",
+    checks=[
+        values("centre cell and labelled neighbour of the centred 3x3 grid, cells patch + gap apart", _p_values, 3.5),
+        analytic("each label's cell (row-major, centre skipped) on images of known values; floor-divided margins",
+                 _p_analytic, 1.5),
+        check("edge", "an empty batch, one-pixel cells, uint8 images with int32 labels", 1.0, _p_edge, auxiliary=True),
+        gradients("gradients flow back to the cropped pixels", _p_grads, 1.5),
+        dtype_check(lambda c, dt, dev: _p_case(c, dt, note=f"{dt} on {dev}", device=dev)),
+        mutation_check(lambda c: _p_case(c, "float64", return_inputs=True)),
+        check("errors", "bad arguments raise ValueError naming the argument", 1.5, _p_errors, judges.raises,
+              auxiliary=True),
+    ],
+    mistakes=[
+        mistake("column_major", "the neighbours numbered in column-major order: label k is the k-th cell of "
+                "(0,0) (0,1) (0,2) (1,0) (1,2) (2,0) (2,1) (2,2), row by row", _patch_variant, cells=_COL_MAJOR),
+        mistake("centre_not_skipped", "labels counted over all nine cells (label 4 the centre): the centre (1, 1) is "
+                "skipped, so labels 4..7 are cells 5..8 (cell = k + (k >= 4))", _patch_variant, cells=_WITH_CENTRE),
+        mistake("gap_ignored", "the gap ignored: the grid is 3*patch + 2*gap wide and its cells start patch + gap "
+                "apart", _patch_variant, gap_mode="none"),
+        mistake("gap_not_in_step", "cells patch apart instead of patch + gap: cell (r, c) starts at row "
+                "y0 + r*(patch + gap)", _patch_variant, gap_mode="origin"),
+        mistake("not_centred", "a grid at the top-left corner: centre it with y0 = (H - 3*patch - 2*gap) // 2 and "
+                "x0 = (W - 3*patch - 2*gap) // 2", _patch_variant, margin="zero"),
+        mistake("margin_rounded_up", "the leftover margin rounded up: y0 = (H - 3*patch - 2*gap) // 2 (floor "
+                "division)", _patch_variant, margin="ceil"),
+        mistake("origin_swapped", "y0 computed from W and x0 from H: rows go with H (dim -2), columns with W "
+                "(dim -1)", _patch_variant, swap_hw=True),
+        mistake("rows_cols_swapped", "crops with their rows and columns swapped (a meshgrid with indexing='xy', or "
+                "the row and column indices broadcast the wrong way): crop[y, x] = image[top + y, left + x]",
+                _patch_variant, transpose=True),
+    ],
+    public=[
+        PublicCase("N=3, C=2, 11x13 images, patch 3, gap 1 (float64)", _p_public_random),
+        PublicCase("each label 0..7 on a 10x11 image holding 11*y + x, patch 2, gap 1", _p_public_labels),
+        PublicCase("a 9x9 grid in 8x8 images raises ValueError",
+                   lambda: (torch.zeros(1, 1, 8, 8), torch.tensor([0]), 3, 0), "raises"),
+        PublicCase("a label of 8 raises ValueError", lambda: (torch.zeros(2, 1, 9, 9), torch.tensor([0, 8]), 2, 1),
+                   "raises"),
+    ],
+)
+
+SPECS = [ROTATE, RELATIVE_PATCHES]

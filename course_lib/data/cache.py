@@ -19,7 +19,6 @@ import io
 import json
 import os
 import contextlib
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -27,8 +26,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from ..atomic import write_bytes_atomic
+from ..utils import single_threaded
+
 __all__ = ["to_uint8", "from_uint8", "data_dir", "cache_key", "cache_path", "cached", "atomic_write_bytes",
-           "single_threaded", "CacheCorrupted", "CacheWarning"]
+           "CacheCorrupted", "CacheWarning"]
 
 ENV_VAR = "COURSE_DATA_DIR"
 _MAGIC = b"COURSE_LIB_CACHE 1\n"
@@ -104,33 +106,8 @@ def _decode(blob: bytes, path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)                    # mkstemp makes 0600; a shared class cache must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch on one intra-op thread inside the block (restored afterwards). The generators work on many
-    small tensors, where extra threads only add synchronisation: on a busy 2-core machine they made
-    generation several times slower, never faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    """Write ``data`` to ``path`` atomically, readable by everyone (a class may share one cache folder)."""
+    write_bytes_atomic(path, data, mode=0o644)
 
 
 def _build(build):

@@ -9,6 +9,7 @@ __all__ = ["attention_color_propagation_naive", "WORKLOADS"]
 
 
 def attention_color_propagation_naive(ref_feats, tgt_feats, ref_colors, temperature=1.0):
+    """Loop version of attention_color_propagation: one target position at a time."""
     b, d, hr, wr = ref_feats.shape
     _, _, ht, wt = tgt_feats.shape
     c = ref_colors.shape[1]

@@ -18,6 +18,7 @@ def _neg_log_softmax_first(scores):
 
 
 def info_nce_loss_naive(query, positive, negatives, temperature=0.1):
+    """InfoNCE one query at a time, scores as written (cosine / temperature)."""
     n, m, _ = negatives.shape
     total = query.new_zeros(())
     for i in range(n):
@@ -28,6 +29,7 @@ def info_nce_loss_naive(query, positive, negatives, temperature=0.1):
 
 
 def nt_xent_loss_naive(z_a, z_b, temperature=0.5):
+    """NT-Xent with Python loops over queries and candidates (SimCLR's Algorithm 1 as written)."""
     # SimCLR, Algorithm 1: l(i, j) = -log exp(s_ij / t) / sum_{k != i} exp(s_ik / t), averaged over 2N anchors
     n = z_a.shape[0]
     z = torch.cat([z_a, z_b])

@@ -14,6 +14,7 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 def discriminator_loss_naive(logits_real, logits_fake):
+    """``discriminator_loss`` summed one logit at a time."""
     total_real = logits_real.new_zeros(())
     for l in logits_real:                                    # -log D(x) = softplus(-l)
         total_real = total_real + _softplus(-l)
@@ -24,6 +25,7 @@ def discriminator_loss_naive(logits_real, logits_fake):
 
 
 def generator_loss_naive(logits_fake, saturating=False):
+    """``generator_loss`` summed one logit at a time."""
     total = logits_fake.new_zeros(())
     for l in logits_fake:
         total = total + (-_softplus(l) if saturating else _softplus(-l))

@@ -13,12 +13,14 @@ __all__ = ["momentum_update_naive", "enqueue_naive", "moco_loss_naive", "WORKLOA
 
 @torch.no_grad()
 def momentum_update_naive(key_encoder, query_encoder, m=0.999):
+    """The momentum update one parameter entry at a time."""
     for pk, pq in zip(key_encoder.parameters(), query_encoder.parameters()):
         flat_k, flat_q = pk.view(-1), pq.reshape(-1)
         for e in range(flat_k.numel()):
             flat_k[e] = m * flat_k[e] + (1 - m) * flat_q[e]
 
 def enqueue_naive(queue, ptr, keys):
+    """The ring-buffer write one key at a time."""
     k = queue.shape[0]
     with torch.no_grad():
         for r in range(keys.shape[0]):
@@ -26,6 +28,7 @@ def enqueue_naive(queue, ptr, keys):
     return (ptr + keys.shape[0]) % k
 
 def moco_loss_naive(q, k, queue, temperature=0.07):
+    """MoCo's loss one query at a time, against its key and every queue entry."""
     n = q.shape[0]
     kd, qd = k.detach(), queue.detach()
     total = q.new_zeros(())

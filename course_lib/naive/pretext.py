@@ -9,6 +9,7 @@ __all__ = ["rotate_batch_naive", "relative_patch_pairs_naive", "WORKLOADS"]
 
 
 def rotate_batch_naive(images):
+    """Loop version of rotate_batch: one image, one quarter turn and one pixel column at a time."""
     n, c, h, w = images.shape
     out = images.new_empty((4 * n, c, h, w))
     labels = torch.empty(4 * n, dtype=torch.long, device=images.device)

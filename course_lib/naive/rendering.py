@@ -15,6 +15,7 @@ __all__ = ["get_rays_naive", "sample_stratified_naive", "positional_encoding_nai
 
 
 def get_rays_naive(height, width, focal, c2w):
+    """``get_rays`` one pixel at a time (the definition, written as directly as possible)."""
     rays_o = c2w.new_zeros((height, width, 3))
     rays_d = c2w.new_zeros((height, width, 3))
     for j in range(height):
@@ -44,6 +45,7 @@ def sample_stratified_naive(rays_o, rays_d, near, far, n_samples, perturb=True, 
 
 
 def positional_encoding_naive(x, num_freqs, include_input=True):
+    """The positional encoding one point, frequency and coordinate at a time."""
     batch, d = x.shape[:-1], x.shape[-1]
     flat = x.reshape(-1, d)
     width = d * (int(include_input) + 2 * num_freqs)
@@ -62,6 +64,7 @@ def positional_encoding_naive(x, num_freqs, include_input=True):
 
 
 def volume_render_naive(sigmas, colors, t_vals, white_background=False):
+    """``volume_render`` one ray and one sample at a time, front to back."""
     batch, s = sigmas.shape[:-1], sigmas.shape[-1]
     c = colors.shape[-1]
     flat_s = sigmas.reshape(-1, s)
@@ -113,6 +116,7 @@ def sample_pdf_naive(bins, weights, n_samples, deterministic=False, generator=No
 
 
 def sphere_trace_naive(sdf: Callable, origins, directions, near=0.0, far=10.0, max_steps=64, eps=1e-4):
+    """Sphere tracing one ray at a time."""
     n = origins.shape[0]
     t_out = origins.new_full((n,), far)
     hit = torch.zeros(n, dtype=torch.bool, device=origins.device)

@@ -86,22 +86,11 @@ print("stable softplus(-l):    ", F.softplus(-logits).tolist())
 # and the shape it got.
 
 # %% [scaffold] id=discriminator_loss
-if not isinstance(logits_real, torch.Tensor) or logits_real.dim() != 1 or logits_real.shape[0] == 0:
-    raise ValueError(f"logits_real must be a non-empty 1-D tensor, got {getattr(logits_real, 'shape', logits_real)}")
-if not isinstance(logits_fake, torch.Tensor) or logits_fake.dim() != 1 or logits_fake.shape[0] == 0:
-    raise ValueError(f"logits_fake must be a non-empty 1-D tensor, got {getattr(logits_fake, 'shape', logits_fake)}")
-if not (logits_real.is_floating_point() and logits_fake.is_floating_point()):
-    raise ValueError(f"logits_real and logits_fake must be floating point, got {logits_real.dtype} and {logits_fake.dtype}")
-return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
 
 # %% [readonly]
 check("discriminator_loss", discriminator_loss)
 
-# %% [tests] id=test_discriminator_loss points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("discriminator_loss", "a1_gans", 10)
-### END HIDDEN TESTS
+# %% [tests] id=discriminator_loss
 
 # %% [markdown]
 # ### Task 2: `generator_loss`
@@ -118,22 +107,11 @@ points("discriminator_loss", "a1_gans", 10)
 # Implement both, selected by the `saturating` flag (default: non-saturating).
 
 # %% [scaffold] id=generator_loss
-if not isinstance(logits_fake, torch.Tensor) or logits_fake.dim() != 1 or logits_fake.shape[0] == 0:
-    raise ValueError(f"logits_fake must be a non-empty 1-D tensor, got {getattr(logits_fake, 'shape', logits_fake)}")
-if not logits_fake.is_floating_point():
-    raise ValueError(f"logits_fake must be a floating-point tensor, got dtype {logits_fake.dtype}")
-if saturating:
-    return -F.softplus(logits_fake).mean()
-return F.softplus(-logits_fake).mean()
 
 # %% [readonly]
 check("generator_loss", generator_loss)
 
-# %% [tests] id=test_generator_loss points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("generator_loss", "a1_gans", 10)
-### END HIDDEN TESTS
+# %% [tests] id=generator_loss
 
 # %% [markdown]
 # ## 2. Saturation: why the generator uses the "wrong" loss

@@ -89,26 +89,7 @@ print(f"course_lib {course_lib.__version__} | torch {torch.__version__} | device
 # pixel formula above, one pixel at a time. It is slow, but it is the definition, and the next cells compare
 # your fast version with it.
 
-# %% [solution] id=rotate_batch_loop
-def rotate_batch_loop(images):
-    """Loop version of rotate_batch: one image, one quarter turn and one pixel at a time."""
-    ### BEGIN SOLUTION
-    n, c, h, w = images.shape
-    rotated = images.new_empty((4 * n, c, h, w))
-    labels = torch.empty(4 * n, dtype=torch.long, device=images.device)
-    for i in range(n):
-        for k in range(4):
-            img = images[i]
-            for _ in range(k):                      # one counter-clockwise quarter turn
-                turned = torch.empty_like(img)
-                for y in range(h):
-                    for x in range(w):
-                        turned[:, y, x] = img[:, x, w - 1 - y]
-                img = turned
-            rotated[4 * i + k] = img
-            labels[4 * i + k] = k
-    return rotated, labels
-    ### END SOLUTION
+# %% [loop] id=rotate_batch
 
 # %% [markdown]
 # Try it on one 2×2 image. Turned a quarter counter-clockwise (as `np.rot90` turns), `[[1, 2], [3, 4]]`
@@ -131,26 +112,11 @@ for k in range(4):
 # shape it got.
 
 # %% [scaffold] id=rotate_batch
-if not isinstance(images, torch.Tensor) or images.dim() != 4:
-    got = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-    raise ValueError(f"images must be a 4-D tensor [N, C, H, W], got {got}")
-n, c, h, w = images.shape
-if h != w:
-    raise ValueError(f"images must be square (H == W) to turn by quarter turns, got shape {list(images.shape)}")
-turns = (images, torch.rot90(images, 1, dims=(-2, -1)), torch.rot90(images, 2, dims=(-2, -1)),
-         torch.rot90(images, 3, dims=(-2, -1)))                         # k = 0, 1, 2, 3: each [N, C, H, W]
-rotated = torch.stack(turns, dim=1).reshape(4 * n, c, h, w)             # [N, 4, C, H, W] -> [4N, C, H, W]
-labels = torch.arange(4, device=images.device).repeat(n)                # 0, 1, 2, 3, 0, 1, 2, 3, ...
-return rotated, labels
 
 # %% [readonly]
 check("rotate_batch", rotate_batch)
 
-# %% [tests] id=test_rotate_batch points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("rotate_batch", "a2_pretext", 10)
-### END HIDDEN TESTS
+# %% [tests] id=rotate_batch
 
 # %% [markdown]
 # Do the loop and the vectorised version agree, and what does vectorising buy?
@@ -335,26 +301,7 @@ plt.show()
 # position, compute the scores against every reference position, a softmax (subtract the largest score
 # before `exp`, so it cannot overflow), and the weighted sum of the reference colours.
 
-# %% [solution] id=attention_color_propagation_loop
-def attention_color_propagation_loop(ref_feats, tgt_feats, ref_colors, temperature=1.0):
-    """Loop version of attention_color_propagation: one target position at a time."""
-    ### BEGIN SOLUTION
-    b, d, hr, wr = ref_feats.shape
-    _, _, ht, wt = tgt_feats.shape
-    c = ref_colors.shape[1]
-    out = ref_colors.new_zeros((b, c, ht, wt))
-    for n in range(b):
-        ref_cols = ref_colors[n].reshape(c, hr * wr)                     # row-major positions
-        for yt in range(ht):
-            for xt in range(wt):
-                f_t = tgt_feats[n, :, yt, xt]
-                scores = torch.stack([(ref_feats[n, :, yr, xr] * f_t).sum() / temperature
-                                      for yr in range(hr) for xr in range(wr)])
-                weights = torch.exp(scores - scores.max())
-                weights = weights / weights.sum()
-                out[n, :, yt, xt] = ref_cols @ weights
-    return out
-    ### END SOLUTION
+# %% [loop] id=attention_color_propagation
 
 # %% [markdown]
 # A quick test of the loop version: when the target frame *is* the reference frame and the features are unit
@@ -377,41 +324,11 @@ print("identical frames at temperature 0.01 copy the colours:", torch.allclose(c
 # batch / feature / spatial sizes and `temperature <= 0` raise a `ValueError` that names the argument.
 
 # %% [scaffold] id=attention_color_propagation
-try:
-    t = float(temperature)
-except (TypeError, ValueError):
-    raise ValueError(f"temperature must be a number > 0, got {temperature!r}") from None
-if isinstance(temperature, bool) or not (math.isfinite(t) and t > 0):
-    raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-if not isinstance(ref_feats, torch.Tensor) or ref_feats.dim() != 4:
-    raise ValueError(f"ref_feats must be a 4-D tensor [B, D, Hr, Wr], got {list(getattr(ref_feats, 'shape', []))}")
-if not isinstance(tgt_feats, torch.Tensor) or tgt_feats.dim() != 4:
-    raise ValueError(f"tgt_feats must be a 4-D tensor [B, D, Ht, Wt], got {list(getattr(tgt_feats, 'shape', []))}")
-if not isinstance(ref_colors, torch.Tensor) or ref_colors.dim() != 4:
-    raise ValueError(f"ref_colors must be a 4-D tensor [B, C, Hr, Wr], got {list(getattr(ref_colors, 'shape', []))}")
-b, d, hr, wr = ref_feats.shape
-if tgt_feats.shape[:2] != ref_feats.shape[:2]:
-    raise ValueError(f"tgt_feats must be [B, D, Ht, Wt] with the B, D of ref_feats {list(ref_feats.shape)}, "
-                     f"got {list(tgt_feats.shape)}")
-if ref_colors.shape[0] != b or ref_colors.shape[2:] != ref_feats.shape[2:]:
-    raise ValueError(f"ref_colors must be [B, C, Hr, Wr] with the B, Hr, Wr of ref_feats {list(ref_feats.shape)}, "
-                     f"got {list(ref_colors.shape)}")
-c = ref_colors.shape[1]
-ht, wt = tgt_feats.shape[2:]
-f_ref = ref_feats.reshape(b, d, hr * wr)                                # [B, D, Nr]
-f_tgt = tgt_feats.reshape(b, d, ht * wt)                                # [B, D, Nt]
-attn = torch.softmax(torch.bmm(f_ref.transpose(1, 2), f_tgt) / t, dim=1)   # [B, Nr, Nt], sums to 1 over Nr
-out = torch.bmm(ref_colors.reshape(b, c, hr * wr), attn)                # [B, C, Nr] @ [B, Nr, Nt] -> [B, C, Nt]
-return out.reshape(b, c, ht, wt)
 
 # %% [readonly]
 check("attention_color_propagation", attention_color_propagation)
 
-# %% [tests] id=test_attention_color_propagation points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("attention_color_propagation", "a2_pretext", 10)
-### END HIDDEN TESTS
+# %% [tests] id=attention_color_propagation
 
 # %% [markdown]
 # Loop against vectorised, on a 10x10 reference and target:

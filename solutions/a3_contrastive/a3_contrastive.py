@@ -98,38 +98,11 @@ plt.show()
 # argument and the shape it got).
 
 # %% [scaffold] id=info_nce_loss
-def check_arg(name, x, ndim):
-    if not isinstance(x, torch.Tensor) or x.dim() != ndim or not x.is_floating_point():
-        shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a {ndim}-D floating-point tensor, got {shape}")
-
-if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-    raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-check_arg("query", query, 2)
-check_arg("positive", positive, 2)
-check_arg("negatives", negatives, 3)
-if positive.shape != query.shape:
-    raise ValueError(f"positive must have the shape of query {list(query.shape)}, got {list(positive.shape)}")
-if negatives.shape[0] != query.shape[0] or negatives.shape[2] != query.shape[1]:
-    raise ValueError(f"negatives must be [N, M, D] with N, D = {list(query.shape)}, got {list(negatives.shape)}")
-if query.shape[0] == 0:
-    raise ValueError(f"query must hold at least one row, got shape {list(query.shape)}")
-q = F.normalize(query, dim=-1)                                   # [N, D]
-p = F.normalize(positive, dim=-1)                                # [N, D]
-neg = F.normalize(negatives, dim=-1)                             # [N, M, D]
-l_pos = (q * p).sum(-1, keepdim=True)                            # [N, 1]
-l_neg = torch.bmm(neg, q.unsqueeze(-1)).squeeze(-1)              # [N, M, D] @ [N, D, 1] -> [N, M]
-logits = torch.cat([l_pos, l_neg], dim=1) / temperature          # [N, 1 + M]
-return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
 
 # %% [readonly]
 check("info_nce_loss", info_nce_loss)
 
-# %% [tests] id=test_info_nce_loss points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("info_nce_loss", "a3_contrastive", 10)
-### END HIDDEN TESTS
+# %% [tests] id=info_nce_loss
 
 # %% [markdown]
 # ### What InfoNCE measures: a bound on mutual information
@@ -235,22 +208,7 @@ plt.show()
 # (Forming `torch.exp` directly, as the formula reads, is fine here: it is only used with moderate
 # temperatures.)
 
-# %% [solution] id=nt_xent_loss_loop
-def nt_xent_loss_loop(z_a, z_b, temperature=0.5):
-    """NT-Xent with Python loops over queries and candidates (the formula as written)."""
-    ### BEGIN SOLUTION
-    n = z_a.shape[0]
-    z = torch.cat([z_a, z_b])                                    # [2N, D]
-    total = z.new_zeros(())
-    for i in range(2 * n):
-        denominator = z.new_zeros(())
-        for k in range(2 * n):
-            if k != i:
-                denominator = denominator + torch.exp(F.cosine_similarity(z[i], z[k], dim=0) / temperature)
-        positive = F.cosine_similarity(z[i], z[(i + n) % (2 * n)], dim=0) / temperature
-        total = total + torch.log(denominator) - positive
-    return total / (2 * n)
-    ### END SOLUTION
+# %% [loop] id=nt_xent_loss
 
 # %% [markdown]
 # A case worked by hand: two orthogonal pairs, $z_a = z_b = (e_1, e_2)$, $\tau = 0.5$. The query $e_1$ sees its
@@ -271,35 +229,11 @@ print(f"loop: {float(nt_xent_loss_loop(torch.eye(2), torch.eye(2), 0.5)):.7f}   
 # $p(i) = (i + N) \bmod 2N$. With $N = 1$ there are no negatives and the loss is 0.
 
 # %% [scaffold] id=nt_xent_loss
-def check_arg(name, x, ndim):
-    if not isinstance(x, torch.Tensor) or x.dim() != ndim or not x.is_floating_point():
-        shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a {ndim}-D floating-point tensor, got {shape}")
-
-if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-    raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-check_arg("z_a", z_a, 2)
-check_arg("z_b", z_b, 2)
-if z_b.shape != z_a.shape:
-    raise ValueError(f"z_a and z_b must have the same shape [N, D], got {list(z_a.shape)} and z_b {list(z_b.shape)}")
-n = z_a.shape[0]
-if n == 0:
-    raise ValueError(f"z_a must hold at least one row, got shape {list(z_a.shape)}")
-z = F.normalize(torch.cat([z_a, z_b], dim=0), dim=-1)           # [2N, D]
-logits = (z @ z.T) / temperature                                 # [2N, 2N]
-self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-logits = logits.masked_fill(self_mask, float("-inf"))            # k = i leaves every denominator
-target = (torch.arange(2 * n, device=z.device) + n) % (2 * n)    # p(i) = (i + N) mod 2N
-return F.cross_entropy(logits, target)
 
 # %% [readonly]
 check("nt_xent_loss", nt_xent_loss)
 
-# %% [tests] id=test_nt_xent_loss points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("nt_xent_loss", "a3_contrastive", 10)
-### END HIDDEN TESTS
+# %% [tests] id=nt_xent_loss
 
 # %% [markdown]
 # ### Loop and matrix form: same numbers, very different cost
@@ -425,27 +359,11 @@ print("h = f(x):", tuple(net.features(x).shape), "   z = g(h):", tuple(net(x).sh
 # and do not change any `requires_grad` flag. A loop over the *parameter tensors* is fine here.
 
 # %% [scaffold] id=momentum_update
-if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m <= 1.0:
-    raise ValueError(f"m must be a number in [0, 1], got {m!r}")
-for name, module in (("key_encoder", key_encoder), ("query_encoder", query_encoder)):
-    if not isinstance(module, nn.Module):
-        raise ValueError(f"{name} must be an nn.Module, got {type(module).__name__}")
-params_k, params_q = list(key_encoder.parameters()), list(query_encoder.parameters())
-if len(params_k) != len(params_q) or any(pk.shape != pq.shape for pk, pq in zip(params_k, params_q)):
-    raise ValueError("key_encoder and query_encoder must have the same architecture, got parameter shapes "
-                     f"{[list(p.shape) for p in params_k]} and {[list(p.shape) for p in params_q]}")
-with torch.no_grad():
-    for pk, pq in zip(params_k, params_q):
-        pk.mul_(m).add_(pq.to(pk.dtype), alpha=1.0 - m)
 
 # %% [readonly]
 check("momentum_update", momentum_update)
 
-# %% [tests] id=test_momentum_update points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("momentum_update", "a3_contrastive", 10)
-### END HIDDEN TESTS
+# %% [tests] id=momentum_update
 
 # %% [markdown]
 # With your function, here is a one-parameter "encoder" whose query weight jumps from 0 to 1 at step 20 and
@@ -510,34 +428,11 @@ plt.show()
 # queue's dtype and device, and return the new pointer as a Python `int`. Requires $1 \le N \le K$.
 
 # %% [scaffold] id=enqueue
-def check_arg(name, x):
-    if not isinstance(x, torch.Tensor) or x.dim() != 2:
-        shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a 2-D tensor, got {shape}")
-
-check_arg("queue", queue)
-check_arg("keys", keys)
-k_rows, channels = queue.shape
-n = keys.shape[0]
-if keys.shape[1] != channels:
-    raise ValueError(f"keys must be [N, C] with C = {channels} from queue {list(queue.shape)}, got {list(keys.shape)}")
-if not 1 <= n <= k_rows:
-    raise ValueError(f"keys must hold 1 <= N <= K = {k_rows} rows, got shape {list(keys.shape)}")
-if isinstance(ptr, bool) or not isinstance(ptr, int) or not 0 <= ptr < k_rows:
-    raise ValueError(f"ptr must be an int in [0, {k_rows}), got {ptr!r}")
-rows = (ptr + torch.arange(n, device=queue.device)) % k_rows     # [N] row indices, wrapping at K
-with torch.no_grad():
-    queue[rows] = keys.detach().to(device=queue.device, dtype=queue.dtype)
-return (ptr + n) % k_rows
 
 # %% [readonly]
 check("enqueue", enqueue)
 
-# %% [tests] id=test_enqueue points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("enqueue", "a3_contrastive", 10)
-### END HIDDEN TESTS
+# %% [tests] id=enqueue
 
 # %% [markdown]
 # The animation below runs your `enqueue` on a queue of $K = 10$ rows with batches of $N = 4$ (each colour
@@ -579,35 +474,11 @@ print(f"animation written to {gif}")
 # encoder, which is not trained by back-propagation — use `.detach()` on both.
 
 # %% [scaffold] id=moco_loss
-def check_arg(name, x, ndim):
-    if not isinstance(x, torch.Tensor) or x.dim() != ndim or not x.is_floating_point():
-        shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a {ndim}-D floating-point tensor, got {shape}")
-
-if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-    raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-check_arg("q", q, 2)
-check_arg("k", k, 2)
-check_arg("queue", queue, 2)
-if k.shape != q.shape:
-    raise ValueError(f"k must have the shape of q {list(q.shape)}, got {list(k.shape)}")
-if queue.shape[1] != q.shape[1]:
-    raise ValueError(f"queue must be [K, C] with C = {q.shape[1]} from q, got {list(queue.shape)}")
-if q.shape[0] == 0:
-    raise ValueError(f"q must hold at least one row, got shape {list(q.shape)}")
-l_pos = (q * k.detach()).sum(-1, keepdim=True)                   # [N, 1]
-l_neg = q @ queue.detach().T                                     # [N, C] @ [C, K] -> [N, K]
-logits = torch.cat([l_pos, l_neg], dim=1) / temperature          # [N, 1 + K]
-return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
 
 # %% [readonly]
 check("moco_loss", moco_loss)
 
-# %% [tests] id=test_moco_loss points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("moco_loss", "a3_contrastive", 10)
-### END HIDDEN TESTS
+# %% [tests] id=moco_loss
 
 # %% [markdown]
 # ## 5. Training SimCLR and MoCo on glyphs

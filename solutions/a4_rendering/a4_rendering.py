@@ -145,19 +145,7 @@ plt.show()
 # applies $R$ to every row vector $d$). Dtype and device follow `c2w`. Check the arguments: a `c2w` that is
 # not `[4, 4]` or `[3, 4]` must raise a `ValueError` that names `c2w` and its shape.
 
-# %% [solution] id=get_rays_loop
-def get_rays_loop(height, width, focal, c2w):
-    """``get_rays`` one pixel at a time (the definition, written as directly as possible)."""
-    ### BEGIN SOLUTION
-    origins = torch.zeros(height, width, 3, dtype=c2w.dtype)
-    directions = torch.zeros(height, width, 3, dtype=c2w.dtype)
-    for j in range(height):                              # rows, top to bottom
-        for i in range(width):                           # columns, left to right
-            d_cam = torch.tensor([(i - width / 2) / focal, -(j - height / 2) / focal, -1.0], dtype=c2w.dtype)
-            directions[j, i] = c2w[:3, :3] @ d_cam
-            origins[j, i] = c2w[:3, 3]
-    return origins, directions
-    ### END SOLUTION
+# %% [loop] id=get_rays
 
 # %% [markdown]
 # A first look, with the camera at the world origin (`c2w` = identity), a $4 \times 4$ image and $f = 2$: every
@@ -171,37 +159,11 @@ for j, i in ((0, 0), (0, 3), (3, 0), (3, 3)):
     print(f"row {j}, column {i}: direction {d_demo[j, i].tolist()}")
 
 # %% [scaffold] id=get_rays
-if not isinstance(c2w, torch.Tensor) or tuple(c2w.shape) not in ((4, 4), (3, 4)):
-    got = list(c2w.shape) if isinstance(c2w, torch.Tensor) else type(c2w).__name__
-    raise ValueError(f"c2w must be a [4, 4] or [3, 4] tensor, got {got}")
-if not c2w.is_floating_point():
-    raise ValueError(f"c2w must be a floating-point tensor, got dtype {c2w.dtype}")
-if isinstance(height, bool) or not isinstance(height, int) or height < 1:
-    raise ValueError(f"height must be a positive int, got {height!r}")
-if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-    raise ValueError(f"width must be a positive int, got {width!r}")
-try:
-    f = float(focal)
-except (TypeError, ValueError):
-    raise ValueError(f"focal must be a number > 0, got {focal!r}") from None
-if not (math.isfinite(f) and f > 0):
-    raise ValueError(f"focal must be a finite number > 0, got {focal!r}")
-kw = dict(dtype=c2w.dtype, device=c2w.device)
-x = ((torch.arange(width, **kw) - width / 2) / f).expand(height, width)                # [H, W]: column -> x
-y = (-(torch.arange(height, **kw) - height / 2) / f)[:, None].expand(height, width)      # [H, W]: row -> -y
-dirs = torch.stack([x, y, -torch.ones_like(x)], dim=-1)                                # [H, W, 3] camera space
-rays_d = dirs @ c2w[:3, :3].T                                                           # [H, W, 3] R d per pixel
-rays_o = c2w[:3, 3].expand(height, width, 3).clone()                                    # [H, W, 3]
-return rays_o, rays_d
 
 # %% [readonly]
 check("get_rays", get_rays)
 
-# %% [tests] id=test_get_rays points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("get_rays", "a4_rendering", 10)
-### END HIDDEN TESTS
+# %% [tests] id=get_rays
 
 # %% [markdown]
 # Do the two versions agree, and what does the loop cost? (Vectorised code runs the same arithmetic in a
@@ -239,45 +201,11 @@ print(f"{side}x{side} pixels: loop {1e3 * t_loop:.1f} ms, vectorised {1e3 * t_ve
 # `n_samples < 1`.
 
 # %% [scaffold] id=sample_stratified
-if (not isinstance(rays_o, torch.Tensor) or rays_o.dim() < 1 or rays_o.shape[-1] != 3
-        or not rays_o.is_floating_point()):
-    got = list(rays_o.shape) if isinstance(rays_o, torch.Tensor) else type(rays_o).__name__
-    raise ValueError(f"rays_o must be a floating-point [..., 3] tensor, got {got}")
-if (not isinstance(rays_d, torch.Tensor) or rays_d.dim() < 1 or rays_d.shape[-1] != 3
-        or not rays_d.is_floating_point()):
-    got = list(rays_d.shape) if isinstance(rays_d, torch.Tensor) else type(rays_d).__name__
-    raise ValueError(f"rays_d must be a floating-point [..., 3] tensor, got {got}")
-if not near < far:
-    raise ValueError(f"near must be < far, got near={near}, far={far}")
-if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-    raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
-try:
-    batch = torch.broadcast_shapes(rays_o.shape[:-1], rays_d.shape[:-1])
-except RuntimeError:
-    raise ValueError(f"rays_o {list(rays_o.shape)} and rays_d {list(rays_d.shape)} have leading dims that "
-                     "do not broadcast") from None
-edges = torch.linspace(near, far, n_samples + 1, dtype=rays_o.dtype, device=rays_o.device)   # [S + 1]
-lower, upper = edges[:-1], edges[1:]                                                      # [S] each
-if not perturb:
-    t_vals = ((lower + upper) / 2).expand(*batch, n_samples).clone()                     # [..., S] midpoints
-else:
-    if generator is None:
-        u = torch.rand(*batch, n_samples, dtype=rays_o.dtype, device=rays_o.device)
-    else:
-        u = torch.rand(*batch, n_samples, generator=generator, dtype=rays_o.dtype,
-                       device=generator.device).to(rays_o.device)                          # [..., S]
-    t_vals = lower + (upper - lower) * u                                                  # [..., S]
-points = rays_o[..., None, :] + t_vals[..., :, None] * rays_d[..., None, :]               # [..., S, 3]
-return points, t_vals
 
 # %% [readonly]
 check("sample_stratified", sample_stratified)
 
-# %% [tests] id=test_sample_stratified points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("sample_stratified", "a4_rendering", 10)
-### END HIDDEN TESTS
+# %% [tests] id=sample_stratified
 
 # %% [markdown]
 # Rays and their samples: a $4 \times 4$ grid of rays of one training camera (every 16th pixel in each
@@ -351,27 +279,11 @@ plt.show()
 # numbers. Reject a 0-D `x` and a negative `num_freqs` with a `ValueError` naming the argument.
 
 # %% [scaffold] id=positional_encoding
-if not isinstance(x, torch.Tensor) or x.dim() < 1 or not x.is_floating_point():
-    got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-    raise ValueError(f"x must be a floating-point tensor [..., D] with at least one dim, got {got}")
-if isinstance(num_freqs, bool) or not isinstance(num_freqs, int) or num_freqs < 0:
-    raise ValueError(f"num_freqs must be an int >= 0, got {num_freqs!r}")
-freqs = math.pi * 2.0 ** torch.arange(num_freqs, dtype=x.dtype, device=x.device)   # [L]: 2^k pi
-xf = x[..., None, :] * freqs[:, None]                                              # [..., L, D]
-feats = torch.stack([torch.sin(xf), torch.cos(xf)], dim=-2)                        # [..., L, 2, D]
-feats = feats.flatten(-3)                                                           # [..., 2 L D]
-if include_input:
-    feats = torch.cat([x, feats], dim=-1)                                           # [..., D + 2 L D]
-return feats
 
 # %% [readonly]
 check("positional_encoding", positional_encoding)
 
-# %% [tests] id=test_positional_encoding points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("positional_encoding", "a4_rendering", 10)
-### END HIDDEN TESTS
+# %% [tests] id=positional_encoding
 
 # %% [markdown]
 # ### Fitting an image from its coordinates
@@ -484,25 +396,7 @@ plt.show()
 # mismatched shapes (`colors` that are not `[..., S, C]`, `t_vals` that do not match) with a `ValueError`
 # naming the argument.
 
-# %% [solution] id=volume_render_loop
-def volume_render_loop(sigmas, colors, t_vals, white_background=False):
-    """``volume_render`` for ``[R, S]`` inputs, one ray and one sample at a time."""
-    ### BEGIN SOLUTION
-    n_rays, n_samp = sigmas.shape
-    out_rgb = torch.zeros(n_rays, colors.shape[-1], dtype=sigmas.dtype)
-    out_w = torch.zeros(n_rays, n_samp, dtype=sigmas.dtype)
-    for r in range(n_rays):
-        transmittance = 1.0
-        for i in range(n_samp):
-            delta = float(t_vals[r, i + 1] - t_vals[r, i]) if i + 1 < n_samp else 1e10
-            alpha = 1.0 - math.exp(-float(sigmas[r, i]) * delta)
-            out_w[r, i] = transmittance * alpha
-            out_rgb[r] += out_w[r, i] * colors[r, i]
-            transmittance *= 1.0 - alpha                 # T_(i+1) = T_i (1 - alpha_i)
-        if white_background:
-            out_rgb[r] += 1.0 - out_w[r].sum()
-    return out_rgb, out_w
-    ### END SOLUTION
+# %% [loop] id=volume_render
 
 # %% [markdown]
 # One ray with three samples at depths 2, 3 and 4: red but empty space ($\sigma = 0$), a light green fog
@@ -516,41 +410,11 @@ print(f"weights {[round(w, 4) for w in w_demo[0].tolist()]} (sum {float(w_demo.s
       f"colour {[round(c, 4) for c in rgb_demo[0].tolist()]}")
 
 # %% [scaffold] id=volume_render
-if (not isinstance(sigmas, torch.Tensor) or sigmas.dim() < 1 or sigmas.shape[-1] == 0
-        or not sigmas.is_floating_point()):
-    got = list(sigmas.shape) if isinstance(sigmas, torch.Tensor) else type(sigmas).__name__
-    raise ValueError(f"sigmas must be a floating-point [..., S] tensor with S >= 1, got {got}")
-if not isinstance(colors, torch.Tensor) or colors.dim() < 2 or colors.shape[:-1] != sigmas.shape:
-    got = list(colors.shape) if isinstance(colors, torch.Tensor) else type(colors).__name__
-    raise ValueError(f"colors must be [..., S, C] with [..., S] = {list(sigmas.shape)} from sigmas, got {got}")
-if not isinstance(t_vals, torch.Tensor) or t_vals.dim() < 1 or t_vals.shape[-1] != sigmas.shape[-1]:
-    got = list(t_vals.shape) if isinstance(t_vals, torch.Tensor) else type(t_vals).__name__
-    raise ValueError(f"t_vals must be [..., S] with S = {sigmas.shape[-1]}, got {got}")
-try:
-    fits = torch.broadcast_shapes(t_vals.shape, sigmas.shape) == sigmas.shape
-except RuntimeError:
-    fits = False
-if not fits:
-    raise ValueError(f"t_vals {list(t_vals.shape)} must match (or broadcast to) sigmas {list(sigmas.shape)}")
-last = torch.full_like(t_vals[..., :1], 1e10)
-deltas = torch.cat([t_vals[..., 1:] - t_vals[..., :-1], last], dim=-1)        # [..., S] (or [S])
-tau = sigmas * deltas                                                          # [..., S] optical thickness
-alpha = -torch.expm1(-tau)                                                     # 1 - exp(-tau)
-shifted = torch.cat([torch.zeros_like(tau[..., :1]), tau[..., :-1]], dim=-1)  # [0, tau_1, ..., tau_(S-1)]
-weights = torch.exp(-torch.cumsum(shifted, dim=-1)) * alpha                    # T_i alpha_i, [..., S]
-rgb = (weights[..., None] * colors).sum(dim=-2)                                # [..., C]
-if white_background:
-    rgb = rgb + (1.0 - weights.sum(dim=-1, keepdim=True))
-return rgb, weights
 
 # %% [readonly]
 check("volume_render", volume_render)
 
-# %% [tests] id=test_volume_render points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("volume_render", "a4_rendering", 10)
-### END HIDDEN TESTS
+# %% [tests] id=volume_render
 
 # %% [markdown]
 # The loop against the vectorised version, and the telescoping identity checked numerically. A ray whose
@@ -642,48 +506,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [scaffold] id=sample_pdf
-if not isinstance(bins, torch.Tensor) or not isinstance(weights, torch.Tensor):
-    raise ValueError(f"bins and weights must be tensors, got {type(bins).__name__} and {type(weights).__name__}")
-if bins.dim() < 1 or weights.dim() < 1 or not bins.is_floating_point() or not weights.is_floating_point():
-    raise ValueError(f"bins and weights must be floating-point tensors with at least one dim, got bins "
-                     f"{list(bins.shape)} {bins.dtype} and weights {list(weights.shape)} {weights.dtype}")
-n_bins = weights.shape[-1]
-if n_bins < 1 or bins.shape[-1] != n_bins + 1 or bins.shape[:-1] != weights.shape[:-1]:
-    raise ValueError(f"bins must be [..., S + 1] and weights [..., S] with the same leading dims, got bins "
-                     f"{list(bins.shape)} and weights {list(weights.shape)}")
-if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-    raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
-if bool((weights < 0).any()):
-    raise ValueError(f"weights must be non-negative, got a minimum of {weights.min().item():.3g}")
-lead = weights.shape[:-1]
-padded = weights.detach().to(bins.dtype) + 1e-5
-pdf = padded / padded.sum(dim=-1, keepdim=True)                                       # [..., S]
-cdf = torch.cat([torch.zeros_like(pdf[..., :1]), torch.cumsum(pdf, dim=-1)], dim=-1)  # [..., S + 1]
-if deterministic:
-    u = torch.linspace(0.0, 1.0, n_samples, dtype=bins.dtype, device=bins.device).expand(*lead, n_samples)
-elif generator is None:
-    u = torch.rand(*lead, n_samples, dtype=bins.dtype, device=bins.device)
-else:
-    u = torch.rand(*lead, n_samples, generator=generator, dtype=bins.dtype, device=generator.device).to(bins.device)
-u = u.contiguous()                                                                      # [..., n]
-idx = torch.searchsorted(cdf.contiguous(), u, right=True)                               # [..., n] in [0, S + 1]
-below = (idx - 1).clamp(min=0)
-above = idx.clamp(max=n_bins)
-cdf_lo, cdf_hi = cdf.gather(-1, below), cdf.gather(-1, above)
-edges = bins.detach()
-edge_lo, edge_hi = edges.gather(-1, below), edges.gather(-1, above)
-denom = cdf_hi - cdf_lo
-denom = torch.where(denom < 1e-5, torch.ones_like(denom), denom)
-return edge_lo + (u - cdf_lo) / denom * (edge_hi - edge_lo)
 
 # %% [readonly]
 check("sample_pdf", sample_pdf)
 
-# %% [tests] id=test_sample_pdf points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("sample_pdf", "a4_rendering", 10)
-### END HIDDEN TESTS
+# %% [tests] id=sample_pdf
 
 # %% [markdown]
 # With your `sample_pdf`, 2,000 samples from the weights above follow the pdf (the histogram), and the
@@ -858,51 +685,11 @@ if not GRADING:
 # not unit length, `near >= far`, `max_steps < 1` and `eps <= 0` with a `ValueError` naming the argument.
 
 # %% [scaffold] id=sphere_trace
-if not callable(sdf):
-    raise ValueError(f"sdf must be callable (points [..., 3] -> distances [...]), got {type(sdf).__name__}")
-if (not isinstance(origins, torch.Tensor) or origins.dim() != 2 or origins.shape[-1] != 3
-        or not origins.is_floating_point()):
-    got = list(origins.shape) if isinstance(origins, torch.Tensor) else type(origins).__name__
-    raise ValueError(f"origins must be a floating-point [N, 3] tensor, got {got}")
-if not isinstance(directions, torch.Tensor) or directions.shape != origins.shape:
-    got = list(directions.shape) if isinstance(directions, torch.Tensor) else type(directions).__name__
-    raise ValueError(f"directions must be [N, 3] like origins {list(origins.shape)}, got {got}")
-if not near < far:
-    raise ValueError(f"near must be < far, got near={near}, far={far}")
-if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-    raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
-if not eps > 0:
-    raise ValueError(f"eps must be > 0, got {eps!r}")
-n = origins.shape[0]
-if n and bool(((directions.norm(dim=-1) - 1).abs() > 1e-3).any()):
-    raise ValueError("directions must be unit length (normalise them first)")
-with torch.no_grad():
-    t = torch.full((n,), float(near), dtype=origins.dtype, device=origins.device)
-    hit = torch.zeros(n, dtype=torch.bool, device=origins.device)
-    marching = torch.ones(n, dtype=torch.bool, device=origins.device)
-    for _ in range(max_steps):
-        if not bool(marching.any()):
-            break
-        dist = sdf(origins + t[:, None] * directions)                          # [N]
-        if not isinstance(dist, torch.Tensor) or dist.numel() != n:
-            raise ValueError(f"sdf must return one distance per point, got {getattr(dist, 'shape', dist)}")
-        dist = dist.reshape(n).to(t.dtype)
-        arrived = marching & (dist < eps)
-        hit = hit | arrived
-        marching = marching & ~arrived
-        t = torch.where(marching, t + dist, t)                                  # only marching rays move
-        marching = marching & (t <= far)
-    t = torch.where(hit, t, torch.full_like(t, far))                            # misses report far
-return t, hit
 
 # %% [readonly]
 check("sphere_trace", sphere_trace)
 
-# %% [tests] id=test_sphere_trace points=10
-### BEGIN HIDDEN TESTS
-from autograder.nbgrader_cell import points
-points("sphere_trace", "a4_rendering", 10)
-### END HIDDEN TESTS
+# %% [tests] id=sphere_trace
 
 # %% [markdown]
 # A small scene — a sphere, a box and a torus on a ground plane — traced with your `sphere_trace` and your

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.fixtures import perfect_notebook, release_notebook, write_notebook
+from autograder.fixtures import mistake_source, perfect_notebook, release_notebook, write_notebook
 
 __all__ = ["with_functions", "write", "write_raw", "perfect", "release", "solution_cell_ids", "NT_XENT_NO_MASK",
            "ENQUEUE_DROPS"]
@@ -57,24 +57,6 @@ def notebook_json(cells: list[dict]) -> bytes:
     return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
 
 
-# Known mistakes written as a student would (used end to end by several tests).
-NT_XENT_NO_MASK = '''
-import torch
-import torch.nn.functional as F
-def nt_xent_loss(z_a, z_b, temperature=0.5):
-    if temperature <= 0 or z_a.dim() != 2 or z_a.shape != z_b.shape:
-        raise ValueError(f"bad z_a/z_b or temperature: {list(z_a.shape)} {list(z_b.shape)} {temperature}")
-    n = z_a.shape[0]
-    z = F.normalize(torch.cat([z_a, z_b]), dim=-1)
-    logits = z @ z.T / temperature                       # forgot to mask the diagonal
-    target = (torch.arange(2 * n) + n) % (2 * n)
-    return F.cross_entropy(logits, target)
-'''
-
-ENQUEUE_DROPS = '''
-def enqueue(queue, ptr, keys):
-    k, n = queue.shape[0], keys.shape[0]
-    end = min(k, ptr + n)
-    queue[ptr:end] = keys[: end - ptr].detach()           # drops what does not fit
-    return (ptr + n) % k
-'''
+# Known mistakes from the registry's catalogue, written out as a student would hand them in.
+NT_XENT_NO_MASK = mistake_source("nt_xent_loss", "no_self_mask")
+ENQUEUE_DROPS = mistake_source("enqueue", "drops")

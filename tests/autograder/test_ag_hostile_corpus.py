@@ -21,7 +21,7 @@ from nbfactory import notebook_json, with_functions, write, write_raw
 
 
 def honest(name: str) -> str:
-    return perfect_source(name)[1]
+    return perfect_source(name)
 
 
 HACK_TARGET = "/tmp/autograder-hostile-results.json"

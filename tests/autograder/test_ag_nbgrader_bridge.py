@@ -17,7 +17,7 @@ nbclient = pytest.importorskip("nbclient")
 nbgrader_utils = pytest.importorskip("nbgrader.utils")
 
 # the non-saturating branch with its sign flipped: some checks pass, so the credit is a fraction
-BUGGY_GENERATOR = perfect_source("generator_loss")[1].replace("    return F.softplus(-logits_fake).mean()",
+BUGGY_GENERATOR = perfect_source("generator_loss").replace("    return F.softplus(-logits_fake).mean()",
                                                               "    return -F.softplus(-logits_fake).mean()")
 
 

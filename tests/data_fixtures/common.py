@@ -16,7 +16,7 @@ def isolated_data_dir(tmp_path, monkeypatch):
 def one_torch_thread():
     """Run each test on one torch thread: these tests work on small tensors, where a second thread on a busy
     2-core machine made a 1.4 s logistic-regression probe take 20 s."""
-    from course_lib.data.cache import single_threaded
+    from course_lib.utils import single_threaded
 
     with single_threaded():
         yield

@@ -14,6 +14,7 @@ import torch
 from .. import judges
 from ..build import dtype_check, errors_check, function_spec, mutation_check, randn
 from ..core import Cases, CheckSpec, mistake
+from ..public import PublicCase, rnd
 
 __all__ = ["SPECS"]
 
@@ -28,6 +29,9 @@ def _pe_case(c: Cases, dt: str, *, lead=None, d=None, freqs=None, inc=None, note
 
 
 def _pe_variant(x, num_freqs, include_input=True, *, pi=True, order="pairs", start=0):
+    """Wrong encodings (arguments checked as the contract says, so only the mistake differs)."""
+    if x.dim() < 1 or num_freqs < 0:
+        raise ValueError(f"x {list(x.shape)} must be [..., D] and num_freqs {num_freqs} >= 0")
     freqs = [(2.0 ** (k + start)) * (math.pi if pi else 1.0) for k in range(num_freqs)]
     xf = x[..., None, :] * torch.tensor(freqs, dtype=x.dtype, device=x.device)[:, None]   # [..., L, D]
     sin, cos = torch.sin(xf), torch.cos(xf)
@@ -44,6 +48,11 @@ def _pe_variant(x, num_freqs, include_input=True, *, pi=True, order="pairs", sta
 
 POSITIONAL = function_spec(
     "positional_encoding",
+    public=[
+        PublicCase("x [5, 3], 4 frequencies", lambda: (rnd(5, 3, seed=36), 4)),
+        PublicCase("x = [0, 0.5], 2 frequencies, without x", lambda: (torch.tensor([[0.0, 0.5]]), 2, False)),
+        PublicCase("num_freqs = -1 raises ValueError", lambda: (torch.zeros(2, 3), -1), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "[x, sin(2^0 pi x), cos(2^0 pi x), ..., sin(2^(L-1) pi x), cos(2^(L-1) pi x)]", 4.0,
                   lambda c: [_pe_case(c, c.dtype(k), inc=bool(k % 3)) for k in range(4)]),

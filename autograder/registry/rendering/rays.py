@@ -12,6 +12,7 @@ import torch
 from .. import judges
 from ..build import dtype_check, errors_check, function_spec, mutation_check, randn
 from ..core import Cases, CheckSpec, mistake
+from ..public import PublicCase, rnd
 
 __all__ = ["SPECS"]
 
@@ -47,6 +48,12 @@ def _rays_variant(h, w, f, c2w, *, half=0.0, flip_y=True, transpose_rot=False, z
 
 GET_RAYS = function_spec(
     "get_rays",
+    public=[
+        PublicCase("H=3, W=4, focal 2, identity camera", lambda: (3, 4, 2.0, torch.eye(4, dtype=torch.float64))),
+        PublicCase("H=2, W=2, a rotated and shifted c2w [3, 4] (float32)",
+              lambda: (2, 2, 1.5, torch.cat([torch.linalg.qr(rnd(3, 3, seed=32))[0], rnd(3, 1, seed=33)], 1).float())),
+        PublicCase("c2w of shape [3, 3] raises ValueError", lambda: (2, 2, 1.0, torch.eye(3)), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "dir = ((i - W/2)/f, -(j - H/2)/f, -1) rotated by c2w, origin c2w[:3, 3]", 4.0,
                   lambda c: [_gr_case(c, c.dtype(k), rows=(3, 4)[k // 2]) for k in range(4)]),

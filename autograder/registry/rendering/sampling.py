@@ -12,6 +12,7 @@ import torch
 from .. import judges
 from ..build import dtype_check, errors_check, function_spec, mutation_check, rand, randn
 from ..core import Cases, CheckSpec, mistake
+from ..public import PublicCase, gen, rnd
 
 __all__ = ["SPECS"]
 
@@ -71,6 +72,10 @@ def _perturbed(ctx: judges.Context) -> judges.Verdict:
 
 SAMPLE_STRATIFIED = function_spec(
     "sample_stratified",
+    public=[
+        PublicCase("4 rays, S=5, perturb=False", lambda: (rnd(4, 3, seed=34), rnd(4, 3, seed=35), 2.0, 6.0, 5, False)),
+        PublicCase("near >= far raises ValueError", lambda: (torch.zeros(1, 3), torch.ones(1, 3), 2.0, 1.0, 4, False), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "perturb=False: t at the bin midpoints of linspace(near, far, S + 1), points = o + t d", 3.5,
                   lambda c: [_ss_case(c, c.dtype(k)) for k in range(4)]),
@@ -156,6 +161,12 @@ ZERO_BINS = "torch.rand({shape}, generator=g, dtype=torch.{dt}) * torch.tensor({
 
 SAMPLE_PDF = function_spec(
     "sample_pdf",
+    public=[
+        PublicCase("deterministic, 2 rays, S=4, 6 samples", lambda: (torch.cumsum(torch.rand(2, 5, generator=gen(43), dtype=torch.float64) + 0.1, -1),
+                                                               torch.rand(2, 4, generator=gen(44), dtype=torch.float64), 6, True)),
+        PublicCase("all-zero weights (uniform pdf)", lambda: (torch.linspace(0, 1, 5)[None], torch.zeros(1, 4), 5, True)),
+        PublicCase("mismatched bins raise ValueError", lambda: (torch.ones(2, 4), torch.ones(2, 4), 3, True), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "deterministic=True: the inverse CDF at u = linspace(0, 1, n)", 3.0,
                   lambda c: [_sp_case(c, c.dtype(k)) for k in range(4)]),

@@ -17,6 +17,7 @@ import torch
 from .. import judges
 from ..build import dtype_check, errors_check, function_spec, mutation_check
 from ..core import Cases, CheckSpec, mistake
+from ..public import PublicCase, Sphere
 
 __all__ = ["SPECS"]
 
@@ -111,6 +112,11 @@ def _trace_variant(sdf, o, d, near=0.0, far=10.0, max_steps=64, eps=1e-4, *, ign
 
 SPHERE_TRACE = function_spec(
     "sphere_trace",
+    public=[
+        PublicCase("unit sphere: one head-on ray, one miss", lambda: (Sphere(), torch.tensor([[0.0, 0.0, -3.0], [2.0, 0.0, -3.0]]),
+                                                                torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]))),
+        PublicCase("non-unit directions raise ValueError", lambda: (Sphere(), torch.zeros(1, 3) - 3, torch.ones(1, 3)), expect="raises"),
+    ],
     loops_allowed=1,
     checks=[
         CheckSpec("values", "hits within a few eps of the first crossing, misses at t = far", 4.0,

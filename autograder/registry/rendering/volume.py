@@ -12,6 +12,7 @@ import torch
 from .. import judges
 from ..build import dtype_check, errors_check, function_spec, mutation_check, rand
 from ..core import Cases, CheckSpec, mistake
+from ..public import PublicCase, gen, sorted_t
 
 __all__ = ["SPECS"]
 
@@ -28,6 +29,9 @@ def _vr_case(c: Cases, dt: str, *, lead=None, s=None, sigma_scale=5.0, white=Non
 
 
 def _vr_variant(sigmas, colors, t_vals, white=False, *, inclusive=False, last=1e10, white_mode="weighted"):
+    """Wrong composites (arguments checked as the contract says, so only the mistake differs)."""
+    if colors.shape[:-1] != sigmas.shape or t_vals.shape[-1] != sigmas.shape[-1]:
+        raise ValueError(f"sigmas {list(sigmas.shape)}, colors {list(colors.shape)} and t_vals {list(t_vals.shape)} disagree")
     deltas = torch.cat([t_vals[..., 1:] - t_vals[..., :-1], torch.full_like(t_vals[..., :1], last)], -1)
     tau = sigmas * deltas
     alpha = 1 - torch.exp(-tau)
@@ -44,6 +48,13 @@ def _vr_variant(sigmas, colors, t_vals, white=False, *, inclusive=False, last=1e
 
 VOLUME = function_spec(
     "volume_render",
+    public=[
+        PublicCase("3 rays, S=6", lambda: (torch.rand(3, 6, generator=gen(37), dtype=torch.float64) * 3,
+                                      torch.rand(3, 6, 3, generator=gen(38), dtype=torch.float64), sorted_t(3, 6, seed=39))),
+        PublicCase("sigmas up to 1e6, white background (float32)", lambda: (torch.rand(2, 5, generator=gen(40)) * 1e6,
+                                                                       torch.rand(2, 5, 3, generator=gen(41)), sorted_t(2, 5, seed=42, dtype=torch.float32), True)),
+        PublicCase("mismatched colors raise ValueError", lambda: (torch.ones(2, 4), torch.ones(2, 3, 3), torch.ones(2, 4)), expect="raises"),
+    ],
     checks=[
         CheckSpec("values", "w_i = T_i (1 - exp(-sigma_i d_i)), T exclusive, last delta 1e10; rgb = sum w_i c_i", 3.5,
                   lambda c: [_vr_case(c, c.dtype(k), white=bool(k % 2)) for k in range(4)]),
