@@ -10,13 +10,21 @@ we keep only:
   ``torch.device``, ``torch.tensor``...).
 
 Everything else (training loops, plotting, prints, calls) is dropped and never runs. IPython line magics and
-shell escapes (``%time``, ``!pip``, ``x = !ls``, ``obj?``) become ``pass``; a cell starting with a cell magic
+shell escapes (``%time``, ``!pip``, ``x = !ls``, ``obj?``) become ``pass`` when they start a logical line (not
+inside brackets, a string or after a backslash: ``(a\n % b)`` is Python); a cell starting with a cell magic
 other than ``%%time`` / ``%%timeit`` / ``%%capture`` is skipped. A cell with a syntax error is skipped and
 reported; the others still count. The last definition of a name wins, whatever the cell order or metadata.
 
 For each graded function, :meth:`Extraction.program_for` returns just the statements it depends on (a
 transitive closure over the global names it reads), so a broken or hostile definition elsewhere in the
 notebook cannot affect it.
+
+The file is hostile too, so reading it has budgets that keep the grader's memory small whatever it holds: at
+most :data:`MAX_NOTEBOOK_BYTES`, :data:`MAX_JSON_VALUES` JSON values (counted before parsing; a million empty
+outputs would otherwise take gigabytes), no nbformat validation (its schema errors on such a file take minutes
+and gigabytes), cells of at most :data:`MAX_CELL_CODE` characters and :data:`MAX_CODE` in all (a larger cell is
+skipped and reported: a 4 MB list literal parses into 2 GB of syntax tree), and a cell too deeply nested to
+parse is skipped and reported. Only each statement's source text and names are kept after parsing.
 """
 from __future__ import annotations
 
@@ -24,17 +32,22 @@ import ast
 import difflib
 import json
 import re
-import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Statement", "Extraction", "extract_notebook", "extract_cells", "NotebookError", "MAX_NOTEBOOK_BYTES"]
+from .quoting import one_line
+
+__all__ = ["Statement", "Extraction", "extract_notebook", "extract_cells", "NotebookError", "MAX_NOTEBOOK_BYTES",
+           "MAX_JSON_VALUES", "MAX_CELL_CODE", "MAX_CODE"]
 
 MAX_NOTEBOOK_BYTES = 64 << 20
+MAX_JSON_VALUES = 1_000_000          # JSON values in the file (each costs ~100 bytes once parsed)
+MAX_CELL_CODE = 200_000              # characters of code in one cell (its syntax tree: ~100 MB at most)
+MAX_CODE = 4_000_000                 # characters of code parsed in all
 _KEEP_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 _LINE_MAGIC = re.compile(r"^(\s*)(?:[%!]|[\w.\[\], ]+=\s*[%!])")
 _HELP = re.compile(r"^(\s*)[\w.]+\s*\?{1,2}\s*$")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)     # unrolled: no regex stack per character
 _SAFE_CALLS = {
     "float", "int", "bool", "str", "tuple", "list", "dict", "set", "frozenset", "abs", "min", "max", "round",
     "pow", "len", "range", "math.sqrt", "math.log", "math.exp", "math.pow", "math.cos", "math.sin", "math.radians",
@@ -56,8 +69,10 @@ class Statement:
     kind: str                       # import | def | class | assign
     names: set[str]                 # global names it defines
     uses: set[str]                  # global names it reads
-    node: ast.AST | None = field(default=None, repr=False)
+    node: ast.AST | None = field(default=None, repr=False)   # not kept after extraction (memory)
     order: int = 0
+    params: list[str] = field(default_factory=list)         # def: parameter names (see signature_of)
+    loops: list[int] = field(default_factory=list)          # def: lines of loops (see loops_in)
 
     def as_job(self) -> dict:
         return {"cell": self.cell, "line": self.line, "source": self.source}
@@ -124,10 +139,11 @@ class Extraction:
 
 # ------------------------------------------------------------------------------------------------ reading
 def read_cells(path: str | Path) -> list[dict]:
-    """The notebook's cells as ``{"cell_type", "source"}`` dicts.
+    """The notebook's cells as ``{"cell_type", "source"}`` dicts (nbformat 4, and 3's worksheets).
 
     Raises:
-        NotebookError: when the file is missing, too big, not UTF-8, not JSON, or not a notebook.
+        NotebookError: when the file is missing, too big, not UTF-8, not JSON, nested too deeply, made of too
+            many JSON values, or not a notebook.
     """
     path = Path(path)
     try:
@@ -137,63 +153,122 @@ def read_cells(path: str | Path) -> list[dict]:
     if size > MAX_NOTEBOOK_BYTES:
         raise NotebookError(f"the notebook is {size >> 20} MB, more than the {MAX_NOTEBOOK_BYTES >> 20} MB limit "
                             "(clear the outputs and re-submit)")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise NotebookError(f"cannot open the notebook file: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotebookError(f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
                             "re-save it from Jupyter instead of editing it by hand") from None
+    del raw
+    values = _json_values(text)
+    if values > MAX_JSON_VALUES:
+        raise NotebookError(f"the notebook holds more than {MAX_JSON_VALUES:,} JSON values (about {values:,}; huge "
+                            "outputs?): clear the outputs and re-submit")
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise NotebookError("the file is JSON nested too deeply to be a notebook") from None
     except ValueError as exc:
         raise NotebookError(f"the file is not valid JSON ({exc}); it is damaged or is not a .ipynb notebook") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
+    del text
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if cells is None and isinstance(data, dict) and isinstance(data.get("worksheets"), list):     # nbformat 3
+        cells = [c for ws in data["worksheets"] if isinstance(ws, dict) and isinstance(ws.get("cells"), list)
+                 for c in ws["cells"]]
+    if not isinstance(cells, list):
         raise NotebookError("the file is JSON but not a Jupyter notebook (it has no list of cells)")
-    try:
-        nbformat = _nbformat()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            nb = nbformat.reads(text, as_version=4, capture_validation_error={})
-        cells = [{"cell_type": c.get("cell_type"), "source": c.get("source", "")} for c in nb.cells]
-    except Exception:                                    # damaged metadata: fall back to the raw cell list
-        cells = [c for c in data.get("cells", []) if isinstance(c, dict)]
     out = []
     for c in cells:
-        src = c.get("source", "")
+        if not isinstance(c, dict):
+            continue
+        kind = c.get("cell_type")
+        src = c.get("input", c.get("source", "")) if kind == "code" and "source" not in c else c.get("source", "")
         if isinstance(src, list):
             src = "".join(s for s in src if isinstance(s, str))
-        out.append({"cell_type": c.get("cell_type"), "source": src if isinstance(src, str) else ""})
+        out.append({"cell_type": kind if isinstance(kind, str) else None, "source": src if isinstance(src, str) else ""})
     return out
 
 
-def _nbformat():
-    """Import nbformat without the optional IRI grammar of jsonschema (``rfc3987_syntax`` builds a parser at
-    import time: about 1.3 s, for a format check nbformat never needs)."""
-    if "nbformat" in sys.modules:
-        return sys.modules["nbformat"]
-    blocked = "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None            # jsonschema treats it as not installed
-    try:
-        import nbformat
-    finally:
-        if blocked:
-            del sys.modules["rfc3987_syntax"]
-    return nbformat
+def _json_values(text: str) -> int:
+    """An upper bound on the number of JSON values in ``text`` (separators and containers outside strings);
+    cheap when the raw count is already small."""
+    def count(t: str) -> int:
+        return t.count(",") + t.count("[") + t.count("{") + 1
+
+    rough = count(text)
+    return rough if rough <= MAX_JSON_VALUES else count(_JSON_STRING.sub('""', text))
 
 
 def strip_magics(source: str) -> str | None:
-    """IPython syntax -> plain Python with the same line numbers; None for a cell magic we cannot keep."""
+    """IPython syntax -> plain Python with the same line numbers; None for a cell magic we cannot keep.
+
+    A line is a magic only where a Python statement could start: not inside brackets, not inside a
+    (triple-quoted or continued) string and not after a line ending in a backslash.
+    """
     lines = source.split("\n")
     first = next((ln.strip() for ln in lines if ln.strip()), "")
     if first.startswith("%%"):
         if not first.split()[0] in _KEEP_CELL_MAGICS:
             return None
     out = []
+    state = _LexState()
     for ln in lines:
-        m = _LINE_MAGIC.match(ln) or _HELP.match(ln)
-        out.append(f"{m.group(1)}pass" if m else ln)
+        m = (_LINE_MAGIC.match(ln) or _HELP.match(ln)) if state.at_statement_start() else None
+        if m:
+            out.append(f"{m.group(1)}pass")
+            continue
+        state.feed(ln)
+        out.append(ln)
     return "\n".join(out)
+
+
+class _LexState:
+    """Just enough of Python's tokenizer to tell where a logical line starts: bracket depth, open strings and
+    backslash continuations, carried from one physical line to the next."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.quote: str | None = None          # the delimiter of an open string
+        self.continued = False                 # the previous line ended with a backslash
+
+    def at_statement_start(self) -> bool:
+        return self.depth == 0 and self.quote is None and not self.continued
+
+    def feed(self, line: str) -> None:
+        i, n = 0, len(line)
+        self.continued = False
+        while i < n:
+            c = line[i]
+            if self.quote is not None:
+                if c == "\\":
+                    if i == n - 1:                 # a backslash at the end continues the string
+                        self.continued = len(self.quote) == 1
+                    i += 2
+                    continue
+                if line.startswith(self.quote, i):
+                    i += len(self.quote)
+                    self.quote = None
+                    continue
+                i += 1
+                continue
+            if c == "#":
+                break
+            if c in "([{":
+                self.depth += 1
+            elif c in ")]}":
+                self.depth = max(0, self.depth - 1)
+            elif c in "'\"":
+                self.quote = line[i : i + 3] if line[i : i + 3] in ("'''", '"""') else c
+                i += len(self.quote)
+                continue
+            elif c == "\\" and i == n - 1:
+                self.continued = True
+            i += 1
+        if self.quote is not None and len(self.quote) == 1 and not self.continued:
+            self.quote = None                      # an unterminated one-line string: a syntax error anyway
 
 
 # ------------------------------------------------------------------------------------------------ analysis
@@ -278,12 +353,19 @@ def _classify(node: ast.stmt) -> tuple[str, set[str]] | None:
 def extract_cells(cells: list[dict]) -> Extraction:
     """Analyse already-read cells (``{"cell_type", "source"}``); see the module docstring."""
     ex = Extraction(n_cells=len(cells))
-    order = 0
+    order, parsed = 0, 0
     for index, cell in enumerate(cells, start=1):
         if cell.get("cell_type") != "code":
             continue
         ex.n_code_cells += 1
-        src = strip_magics(cell.get("source", ""))
+        source = cell.get("source", "")
+        if len(source) > MAX_CELL_CODE or parsed + len(source) > MAX_CODE:
+            limit = "its" if len(source) > MAX_CELL_CODE else "the notebook's"
+            ex.notes.append(f"cell {index} has {len(source):,} characters of code, over {limit} limit "
+                            f"({MAX_CELL_CODE:,} per cell, {MAX_CODE:,} in all), and was skipped")
+            continue
+        parsed += len(source)
+        src = strip_magics(source)
         if src is None:
             ex.notes.append(f"cell {index} starts with a cell magic and was skipped")
             continue
@@ -292,27 +374,38 @@ def extract_cells(cells: list[dict]) -> Extraction:
         except (SyntaxError, ValueError) as exc:
             line = getattr(exc, "lineno", None)
             ex.notes.append(f"cell {index} has a syntax error{f' at line {line}' if line else ''} "
-                            f"({getattr(exc, 'msg', exc)}) and was skipped")
+                            f"({one_line(str(getattr(exc, 'msg', exc)))[:300]}) and was skipped")
             continue
-        except RecursionError:
+        except (RecursionError, MemoryError):
             ex.notes.append(f"cell {index} is nested too deeply to parse and was skipped")
             continue
-        lines = src.split("\n")
-        body = tree.body
-        spans = [(_first_line(n), n.end_lineno or n.lineno) for n in body]
-        for i, node in enumerate(body):
-            kept = _classify(node)
-            if kept is None:
-                continue
-            kind, names = kept
-            start, end = spans[i]
-            shares_line = (i > 0 and spans[i - 1][1] >= start) or (i + 1 < len(body) and spans[i + 1][0] <= end)
-            text = ast.unparse(node) if shares_line else "\n".join(lines[start - 1 : end])
-            order += 1
-            ex.statements.append(Statement(cell=index, line=start, source=text, kind=kind, names=names,
-                                           uses=_uses(node),
-                                           node=node, order=order))
+        order = _keep_statements(ex, index, src, tree, order)
     return ex
+
+
+def _keep_statements(ex: Extraction, index: int, src: str, tree: ast.Module, order: int) -> int:
+    """Append the kept top-level statements of one parsed cell; returns the running statement order."""
+    lines = src.split("\n")
+    body = tree.body
+    spans = [(_first_line(n), n.end_lineno or n.lineno) for n in body]
+    for i, node in enumerate(body):
+        kept = _classify(node)
+        if kept is None:
+            continue
+        kind, names = kept
+        start, end = spans[i]
+        shares_line = (i > 0 and spans[i - 1][1] >= start) or (i + 1 < len(body) and spans[i + 1][0] <= end)
+        try:
+            text = ast.unparse(node) if shares_line else "\n".join(lines[start - 1 : end])
+        except (RecursionError, MemoryError):
+            ex.notes.append(f"cell {index}, line {start}: a statement nested too deeply was skipped")
+            continue
+        order += 1
+        st = Statement(cell=index, line=start, source=text, kind=kind, names=names, uses=_uses(node), order=order)
+        if kind == "def":
+            st.params, st.loops = _signature(node), _loop_lines(node)
+        ex.statements.append(st)
+    return order
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -330,9 +423,8 @@ def extract_notebook(path: str | Path) -> Extraction:
 
 
 # ------------------------------------------------------------------------------------------------ static notes
-def signature_of(st: Statement) -> list[str]:
-    """Parameter names of a function statement, in order (``*args`` / ``**kw`` shown with their stars)."""
-    a = st.node.args
+def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    a = node.args
     names = [p.arg for p in a.posonlyargs + a.args]
     if a.vararg:
         names.append("*" + a.vararg.arg)
@@ -342,10 +434,16 @@ def signature_of(st: Statement) -> list[str]:
     return names
 
 
+def _loop_lines(node: ast.AST) -> list[int]:
+    loops = (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    return sorted({n.lineno for n in ast.walk(node) if isinstance(n, loops)})
+
+
+def signature_of(st: Statement) -> list[str]:
+    """Parameter names of a function statement, in order (``*args`` / ``**kw`` shown with their stars)."""
+    return list(st.params)
+
+
 def loops_in(st: Statement) -> list[int]:
     """Line numbers (inside the cell) of Python loops and comprehensions in a function body."""
-    found = []
-    for n in ast.walk(st.node):
-        if isinstance(n, (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            found.append(n.lineno)
-    return sorted(set(found))
+    return list(st.loops)
