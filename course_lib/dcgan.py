@@ -22,6 +22,8 @@ from typing import Callable, Iterator
 import torch
 import torch.nn as nn
 
+from .guards import backward_and_step
+
 __all__ = ["DCGANConfig", "Generator", "Discriminator", "init_weights", "train_dcgan", "GANHistory", "sample"]
 
 
@@ -123,6 +125,8 @@ def train_dcgan(
 
     Raises:
         ValueError: if ``images`` is not ``[N, cfg.channels, 32, 32]`` with N >= batch size, or steps < 1.
+        course_lib.guards.NonFiniteError: when a loss or a gradient becomes NaN / infinite (the message names
+            the loss and the step, and whether its logits were already non-finite).
     """
     if images.dim() != 4 or tuple(images.shape[1:]) != (cfg.channels, 32, 32):
         raise ValueError(f"images must be [N, {cfg.channels}, 32, 32], got {list(images.shape)}")
@@ -151,16 +155,15 @@ def train_dcgan(
         real = next(data).to(device)
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen).to(device)
         fake = g_net(z)
-        d_loss = discriminator_loss(d_net(real), d_net(fake.detach()))   # no gradient into G on the D step
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        logits_real, logits_fake = d_net(real), d_net(fake.detach())      # no gradient into G on the D step
+        d_loss = discriminator_loss(logits_real, logits_fake)
+        backward_and_step(d_loss, opt_d, "loss of the discriminator", step,
+                          inputs={"logits_real": logits_real, "logits_fake": logits_fake})
 
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen).to(device)
-        g_loss = generator_loss(d_net(g_net(z)), saturating=saturating)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+        logits_fake = d_net(g_net(z))
+        g_loss = generator_loss(logits_fake, saturating=saturating)
+        backward_and_step(g_loss, opt_g, "loss of the generator", step, inputs={"logits_fake": logits_fake})
 
         history.d_loss.append(d_loss.item())
         history.g_loss.append(g_loss.item())

@@ -32,7 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import positional_encoding as ref_positional_encoding
+from ..guards import backward_and_step, require_finite
+from ..manifest import resolve
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 from .fourier_features import pixel_coordinates
@@ -142,9 +143,7 @@ def train_autodecoder(field: ConditionedField, masks: torch.Tensor, exp: PriorEx
         logits = field(codes[idx], coords[pix])                                # [B, P]
         data = F.binary_cross_entropy_with_logits(logits, target[idx[:, None], pix])
         loss = data + exp.code_reg * codes[idx].pow(2).sum(-1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        backward_and_step(loss, opt, "auto-decoder loss", step, inputs={"logits": logits, "codes": codes[idx]})
         if step % 50 == 0 or step == exp.steps - 1:
             history.append((step, float(data.detach())))
             bar.set_postfix(bce=f"{float(data.detach()):.3f}")
@@ -179,9 +178,7 @@ def fit_codes(field: ConditionedField, masks: torch.Tensor, visible: torch.Tenso
                 break
             logits = field(codes, vis_coords)                                  # [N, P_vis]
             loss = F.binary_cross_entropy_with_logits(logits, target) + exp.code_reg * codes.pow(2).sum(-1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            backward_and_step(loss, opt, "code-fitting loss", step, inputs={"logits": logits, "codes": codes})
     finally:
         field.requires_grad_(True)
     return codes.detach(), snapshots
@@ -221,9 +218,7 @@ def train_encoder(field: ConditionedField, masks: torch.Tensor, visible: torch.T
             pix = torch.randint(0, coords.shape[0], (exp.batch, exp.pixels), generator=gen).to(device)
             logits = field(enc(inputs[idx]), coords[pix])                      # [B, P]
             loss = F.binary_cross_entropy_with_logits(logits, target[idx[:, None], pix])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            backward_and_step(loss, opt, "encoder loss", step, inputs={"logits": logits})
             if step % 50 == 0 or step == exp.encoder_steps - 1:
                 history.append((step, float(loss.detach())))
                 bar.set_postfix(bce=f"{float(loss.detach()):.3f}")
@@ -235,17 +230,19 @@ def train_encoder(field: ConditionedField, masks: torch.Tensor, visible: torch.T
 def hidden_mse(pred: torch.Tensor, masks: torch.Tensor, visible: torch.Tensor) -> float:
     """Mean squared error over the hidden pixels (``~visible``) of ``[N, H, W]`` masks."""
     hidden = ~visible.bool()
+    require_finite("predicted masks", pred)
     return float(((pred.cpu() - masks.cpu())[:, hidden] ** 2).mean())
 
 
 def run(
-    positional_encoding: Callable = ref_positional_encoding,
+    positional_encoding: Callable | None = None,
     exp: PriorExperiment | None = None,
     *,
     device: torch.device | None = None,
     progress: bool = True,
 ) -> dict:
     """Train the auto-decoder and the encoder, complete the test glyphs from their top halves, and compare."""
+    positional_encoding = resolve("positional_encoding", positional_encoding)
     exp = exp or (PriorExperiment.smoke() if smoke_mode() else PriorExperiment())
     device = device or pick_device()
     require_implemented("positional_encoding", positional_encoding, torch.zeros(1, 2), 1)

@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..color import rgb_to_lab
+from ..guards import backward_and_step
 
 __all__ = ["ColorizationConfig", "ColorQuantizer", "FeatureNet", "grey_input", "colorization_loss",
            "colorize_step", "train_colorizer", "predict_colors"]
@@ -203,16 +204,15 @@ def train_colorizer(frames: torch.Tensor, attention_color_propagation: Callable,
     gen = torch.Generator().manual_seed(cfg.seed)
     max_gap = min(cfg.max_gap, t - 1)
     losses = []
-    for _ in tqdm(range(cfg.steps), desc=desc, leave=False, disable=not progress):
+    for step in tqdm(range(cfg.steps), desc=desc, leave=False, disable=not progress):
         vid = torch.randint(0, v, (cfg.batch_size,), generator=gen)
         gap = torch.randint(1, max_gap + 1, (cfg.batch_size,), generator=gen)
         t0 = (torch.rand(cfg.batch_size, generator=gen) * (t - gap)).long()  # t0 + gap <= T - 1
-        loss, _ = colorize_step(net, grey[vid, t0].to(device), grey[vid, t0 + gap].to(device),
-                                ids[vid, t0].to(device), ids[vid, t0 + gap].to(device), quantizer.n_colors,
-                                attention_color_propagation, cfg.temperature, cfg.eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, probs = colorize_step(net, grey[vid, t0].to(device), grey[vid, t0 + gap].to(device),
+                                    ids[vid, t0].to(device), ids[vid, t0 + gap].to(device), quantizer.n_colors,
+                                    attention_color_propagation, cfg.temperature, cfg.eps)
+        backward_and_step(loss, opt, f"{desc} loss", step,
+                          inputs={"copied colours (attention_color_propagation)": probs})
         sched.step()
         losses.append(loss.item())
     return net.eval(), quantizer, losses

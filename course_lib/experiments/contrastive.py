@@ -53,11 +53,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import enqueue as ref_enqueue
-from .. import moco_loss as ref_moco_loss
-from .. import momentum_update as ref_momentum_update
-from .. import nt_xent_loss as ref_nt_xent_loss
 from ..augment import AugmentConfig, augment
+from ..guards import backward_and_step
+from ..manifest import resolve
 from ..models import ContrastiveNet, EncoderConfig, HeadConfig
 from ..train.data import ImageSplit, load_image_source, split_holdout
 from ..train.knn import extract_features, knn_accuracy
@@ -172,12 +170,16 @@ def knn_eval(fn: Callable[[torch.Tensor], torch.Tensor], split: ImageSplit, exp:
 class SimCLRObjective:
     """NT-Xent of the batch's two views: one forward pass over both (the BatchNorm statistics are shared)."""
 
+    name = "NT-Xent loss (SimCLR)"
+
     def __init__(self, net: nn.Module, nt_xent_loss: Callable, temperature: float):
         self.net, self.nt_xent_loss, self.t = net, nt_xent_loss, temperature
+        self.inputs: dict[str, torch.Tensor] = {}            # what the last loss was computed from
 
     def loss(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
         n = x_a.shape[0]
         z = self.net(torch.cat([x_a, x_b]))                                     # [2N, out_dim]
+        self.inputs = {"projections z": z}
         return self.nt_xent_loss(z[:n], z[n:], self.t)
 
     def after_step(self) -> None:
@@ -193,6 +195,8 @@ class MoCoObjective:
     in training mode for both encoders). The queue starts as random unit vectors (as in MoCo's code).
     """
 
+    name = "MoCo loss"
+
     def __init__(self, net: nn.Module, momentum_update: Callable, enqueue: Callable, moco_loss: Callable,
                  exp: ContrastiveExperiment, device: torch.device):
         self.net, self.momentum_update, self.enqueue, self.moco_loss = net, momentum_update, enqueue, moco_loss
@@ -204,12 +208,14 @@ class MoCoObjective:
         self.queue = F.normalize(torch.randn(exp.queue_size, exp.out_dim, generator=gen), dim=1).to(device)   # [K, C]
         self.ptr = 0
         self._keys: torch.Tensor | None = None
+        self.inputs: dict[str, torch.Tensor] = {}            # what the last loss was computed from
 
     def loss(self, x_1: torch.Tensor, x_2: torch.Tensor) -> torch.Tensor:
         q_1, q_2 = F.normalize(self.net(x_1), dim=1), F.normalize(self.net(x_2), dim=1)          # [N, C] each
         with torch.no_grad():
             k_1, k_2 = F.normalize(self.key_net(x_1), dim=1), F.normalize(self.key_net(x_2), dim=1)
         self._keys = torch.cat([k_1, k_2])                                                        # [2N, C]
+        self.inputs = {"queries": torch.cat([q_1, q_2]), "keys": self._keys, "queue": self.queue}
         return 0.5 * (self.moco_loss(q_1, k_2, self.queue, self.t) + self.moco_loss(q_2, k_1, self.queue, self.t))
 
     def after_step(self) -> None:
@@ -248,11 +254,7 @@ def train(objective, net: nn.Module, split: ImageSplit, exp: ContrastiveExperime
             x = split.train_images[perm[start : start + exp.batch_size]].to(device)   # [B, C, H, W]
             x_a, x_b = augment(x, aug, gen), augment(x, aug, gen)
             loss = objective.loss(x_a, x_b)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {float(loss)} at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            backward_and_step(loss, opt, objective.name, step, inputs=objective.inputs)
             sched.step()
             objective.after_step()
             step += 1
@@ -272,10 +274,10 @@ def train(objective, net: nn.Module, split: ImageSplit, exp: ContrastiveExperime
 
 
 def run(
-    nt_xent_loss: Callable = ref_nt_xent_loss,
-    momentum_update: Callable = ref_momentum_update,
-    enqueue: Callable = ref_enqueue,
-    moco_loss: Callable = ref_moco_loss,
+    nt_xent_loss: Callable | None = None,
+    momentum_update: Callable | None = None,
+    enqueue: Callable | None = None,
+    moco_loss: Callable | None = None,
     exp: ContrastiveExperiment | None = None,
     *,
     method: str = "simclr",
@@ -291,9 +293,12 @@ def run(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     exp = (exp or (ContrastiveExperiment.smoke() if smoke_mode() else ContrastiveExperiment())).validate()
     device = device or pick_device()
-    if method == "simclr":
+    if method == "simclr":                      # only the functions the method calls are needed
+        nt_xent_loss = resolve("nt_xent_loss", nt_xent_loss)
         require_implemented("nt_xent_loss", nt_xent_loss, torch.randn(2, 3), torch.randn(2, 3))
     else:
+        momentum_update = resolve("momentum_update", momentum_update)
+        enqueue, moco_loss = resolve("enqueue", enqueue), resolve("moco_loss", moco_loss)
         require_implemented("momentum_update", momentum_update, nn.Linear(2, 2), nn.Linear(2, 2), 0.5)
         require_implemented("enqueue", enqueue, torch.zeros(4, 3), 0, torch.ones(2, 3))
         unit = F.normalize(torch.ones(2, 3), dim=1)

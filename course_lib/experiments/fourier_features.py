@@ -28,7 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import positional_encoding as ref_positional_encoding
+from ..guards import backward_and_step, require_finite
+from ..manifest import resolve
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 
@@ -111,20 +112,19 @@ def fit_image(encode: Callable[[torch.Tensor], torch.Tensor], in_dim: int, targe
     history = []
     bar = tqdm(range(exp.steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
-        loss = F.mse_loss(model(coords), colors)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        pred = model(coords)
+        loss = F.mse_loss(pred, colors)
+        backward_and_step(loss, opt, f"pixel MSE of the {desc} fit", step, inputs={"predicted colours": pred})
         if step % 25 == 0 or step == exp.steps - 1:
             history.append((step, -10.0 * math.log10(max(float(loss.detach()), 1e-12))))
             bar.set_postfix(psnr=f"{history[-1][1]:.1f} dB")
     with torch.no_grad():
         pred = model(coords).reshape(h, w, 3).cpu()                       # [H W, 3] -> [H, W, 3]
-    return pred, history
+    return require_finite(f"prediction of the {desc} fit", pred), history
 
 
 def run(
-    positional_encoding: Callable = ref_positional_encoding,
+    positional_encoding: Callable | None = None,
     exp: FourierExperiment | None = None,
     *,
     device: torch.device | None = None,
@@ -132,6 +132,7 @@ def run(
 ) -> dict:
     """Fit the image with raw coordinates and with ``positional_encoding``; returns metrics, the target, both
     fits and both PSNR curves."""
+    positional_encoding = resolve("positional_encoding", positional_encoding)
     exp = exp or (FourierExperiment.smoke() if smoke_mode() else FourierExperiment())
     device = device or pick_device()
     require_implemented("positional_encoding", positional_encoding, torch.zeros(1, 2), 1)

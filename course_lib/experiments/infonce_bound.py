@@ -38,8 +38,9 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .. import info_nce_loss as ref_info_nce_loss
 from ..data.cache import single_threaded
+from ..guards import backward_and_step, require_finite
+from ..manifest import resolve
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 
@@ -151,7 +152,7 @@ class Critic(nn.Module):
 
 
 def run(
-    info_nce_loss: Callable = ref_info_nce_loss,
+    info_nce_loss: Callable | None = None,
     exp: InfoNCEToy | None = None,
     *,
     device: torch.device | None = None,
@@ -159,6 +160,7 @@ def run(
 ) -> dict:
     """Train one critic per batch size; returns ``{"mi_true", "batch_sizes", "log_n", "learned", "optimal",
     "metrics"}`` (lists aligned with ``batch_sizes``; estimates in nats)."""
+    info_nce_loss = resolve("info_nce_loss", info_nce_loss)
     exp = (exp or (InfoNCEToy.smoke() if smoke_mode() else InfoNCEToy())).validate()
     device = device or pick_device()
     require_implemented("info_nce_loss", info_nce_loss, torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 1, 3))
@@ -184,18 +186,16 @@ def _train_critics(info_nce_loss: Callable, exp: InfoNCEToy, device: torch.devic
         gen = torch.Generator().manual_seed(exp.seed * 7919 + n)
         critic = Critic(exp.dim, exp.hidden, exp.embed).to(device)
         opt = torch.optim.Adam(critic.parameters(), lr=exp.lr)
-        for _ in range(exp.steps):
+        for step in range(exp.steps):
             x, y = sample_pairs(n, exp.dim, exp.rho, gen)
             loss = critic.loss(info_nce_loss, x.to(device), y.to(device), exp.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            backward_and_step(loss, opt, f"InfoNCE loss of the critic for N={n}", step)
             if bar is not None:
                 bar.update(1)
         with torch.no_grad():                                                         # fresh batches: an honest bound
             est = [math.log(n) - float(critic.loss(info_nce_loss, *(t.to(device) for t in sample_pairs(
                 n, exp.dim, exp.rho, gen)), exp.temperature)) for _ in range(exp.eval_batches)]
-        learned.append(sum(est) / len(est))
+        learned.append(require_finite(f"InfoNCE estimate for N={n}", sum(est) / len(est), "after training"))
         optimal.append(optimal_bound(n, exp.dim, exp.rho, exp.eval_batches, gen))
     if bar is not None:
         bar.close()

@@ -43,11 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import get_rays as ref_get_rays
-from .. import positional_encoding as ref_positional_encoding
-from .. import sample_pdf as ref_sample_pdf
-from .. import sample_stratified as ref_sample_stratified
-from .. import volume_render as ref_volume_render
+from ..guards import backward_and_step, require_finite
+from ..manifest import resolve
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 
@@ -81,13 +78,18 @@ class NerfExperiment:
 
 @dataclass(frozen=True)
 class Stages:
-    """The five stage functions; the defaults are the course_lib references."""
+    """The five stage functions; each one left as None is the course_lib reference (where this edition has it,
+    see :func:`course_lib.manifest.resolve`)."""
 
-    get_rays: Callable = ref_get_rays
-    sample_stratified: Callable = ref_sample_stratified
-    positional_encoding: Callable = ref_positional_encoding
-    volume_render: Callable = ref_volume_render
-    sample_pdf: Callable = ref_sample_pdf
+    get_rays: Callable | None = None
+    sample_stratified: Callable | None = None
+    positional_encoding: Callable | None = None
+    volume_render: Callable | None = None
+    sample_pdf: Callable | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("get_rays", "sample_stratified", "positional_encoding", "volume_render", "sample_pdf"):
+            object.__setattr__(self, name, resolve(name, getattr(self, name)))     # frozen: set once, here
 
     def check_implemented(self) -> None:
         """Raise a clear NotImplementedError naming the first stage whose scaffold is still empty."""
@@ -202,6 +204,8 @@ def heldout_psnr(field: RadianceField, images: torch.Tensor, poses: torch.Tensor
     for img, pose in zip(images, poses):
         pred = render_view(field, pose, h, w, focal, near, far, n_samples, stages, n_fine, chunk)["rgb"]
         se += float(((pred - img.cpu()) ** 2).sum())
+    require_finite("squared error of the held-out views", se, hint="the field renders NaN: its parameters or a "
+                   "rendering stage (sample_stratified, positional_encoding, volume_render) are not finite")
     return psnr(se / max(images.numel(), 1))
 
 
@@ -230,9 +234,7 @@ def train_field(field: RadianceField, rays: tuple[torch.Tensor, ...], near: floa
             idx = centre[idx]
         pred = render_rays(field, rays_o[idx], rays_d[idx], near, far, exp.n_samples, stages, True, gen)["rgb"]
         loss = F.mse_loss(pred, rgb[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        backward_and_step(loss, opt, f"pixel MSE of {desc}", step, inputs={"rendered colours": pred})
         elapsed = time.perf_counter() - start
         progress_frac = max(step / exp.steps, elapsed / max_seconds if max_seconds else 0.0)
         for group in opt.param_groups:
@@ -262,11 +264,11 @@ def _split(data) -> tuple:
 
 
 def run(
-    get_rays: Callable = ref_get_rays,
-    sample_stratified: Callable = ref_sample_stratified,
-    positional_encoding: Callable = ref_positional_encoding,
-    volume_render: Callable = ref_volume_render,
-    sample_pdf: Callable = ref_sample_pdf,
+    get_rays: Callable | None = None,
+    sample_stratified: Callable | None = None,
+    positional_encoding: Callable | None = None,
+    volume_render: Callable | None = None,
+    sample_pdf: Callable | None = None,
     exp: NerfExperiment | None = None,
     *,
     data=None,

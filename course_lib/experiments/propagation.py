@@ -42,8 +42,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .. import attention_color_propagation as ref_attention_color_propagation
 from ..color import rgb_to_lab
+from ..guards import require_finite
+from ..manifest import resolve
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 from .colorization import ColorizationConfig, FeatureNet, grey_input, pooled_onehot, train_colorizer
@@ -126,6 +127,8 @@ def propagate_masks(feats: torch.Tensor, first_mask: torch.Tensor, attention_col
         refs = torch.cat([ref_feats[:1], ref_feats[t - 1 : t]], dim=-1)                     # [1, D, h, 2w]
         colors = torch.cat([mask0, prev], dim=-1)                                           # [1, K+1, h, 2w]
         prev = attention_color_propagation(refs, feats[t : t + 1], colors, temperature)      # [1, K+1, h, w]
+        require_finite("labels copied by attention_color_propagation", prev, f"at frame {t}",
+                       inputs={"reference features": refs, "target features": feats[t : t + 1]})
         up = F.interpolate(prev, size=(big_h, big_w), mode="bilinear", align_corners=False)  # [1, K+1, H, W]
         out.append(up[0].argmax(0).cpu())
     return torch.stack(out)
@@ -203,7 +206,7 @@ def _load_davis(root, sequence: str, exp: PropagationExperiment, stride: int):
 
 
 def run(
-    attention_color_propagation: Callable = ref_attention_color_propagation,
+    attention_color_propagation: Callable | None = None,
     exp: PropagationExperiment | None = None,
     *,
     davis_dir: str | Path | None = None,
@@ -218,6 +221,7 @@ def run(
     ``quantizer``, the training ``losses``, the evaluated ``frames`` / ``masks`` and the ``predictions`` of each
     method for the first ``keep`` clips.
     """
+    attention_color_propagation = resolve("attention_color_propagation", attention_color_propagation)
     exp = exp or (PropagationExperiment.smoke() if smoke_mode() else PropagationExperiment())
     device = device or pick_device()
     one = torch.zeros(1, 1, 1, 1)

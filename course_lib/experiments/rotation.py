@@ -34,12 +34,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import rotate_batch as ref_rotate_batch
+from ..guards import backward_and_step, require_finite
+from ..manifest import resolve
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 
-__all__ = ["RotationExperiment", "RotNet", "load_images", "train_rotnet", "block_features", "linear_probe", "run",
-           "main"]
+__all__ = ["RotationExperiment", "RotNet", "load_images", "split_indices", "train_rotnet", "block_features",
+           "linear_probe", "run", "main"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,27 @@ def load_images(exp: RotationExperiment, images_dir: str | Path | None = None, n
     return ds.images, ds.labels, list(ds.classes)
 
 
+def split_indices(exp: RotationExperiment, n_images: int) -> tuple[RotationExperiment, torch.Tensor, torch.Tensor,
+                                                                  torch.Tensor]:
+    """A seeded split of ``n_images`` images: ``(exp, test [n_test], train [n_images - n_test], probe [n_probe])``.
+
+    ``test`` holds the images the probe is scored on, ``train`` the rest (RotNet trains on all of them, without
+    labels), ``probe`` the first ``n_probe_train`` of ``train`` (the probe's labelled set). Data with fewer
+    images than the settings ask for (a small image folder) gets smaller splits: ``n_test <= n_images // 4`` and
+    ``n_probe_train <= n_images - n_test``; the returned ``exp`` holds the sizes used.
+
+    Raises:
+        ValueError: for fewer than 8 images.
+    """
+    if n_images < 8:
+        raise ValueError(f"the probe needs at least 8 images, got {n_images}")
+    n_test = min(exp.n_test, n_images // 4)
+    exp = replace(exp, n_test=n_test, n_probe_train=min(exp.n_probe_train, n_images - n_test))
+    perm = torch.randperm(n_images, generator=torch.Generator().manual_seed(exp.seed))
+    test_idx, train_idx = perm[: exp.n_test], perm[exp.n_test :]
+    return exp, test_idx, train_idx, train_idx[: exp.n_probe_train]
+
+
 def train_rotnet(images: torch.Tensor, rotate_batch: Callable, exp: RotationExperiment, device: torch.device,
                  progress: bool = True) -> tuple[RotNet, list[float]]:
     """Train a RotNet on ``images [N, C, H, W]`` (labels unused); returns the net (eval mode) and the losses."""
@@ -134,13 +156,14 @@ def train_rotnet(images: torch.Tensor, rotate_batch: Callable, exp: RotationExpe
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=exp.lr, total_steps=exp.steps)
     gen = torch.Generator().manual_seed(exp.seed)
     losses = []
-    for _ in tqdm(range(exp.steps), desc="RotNet", leave=False, disable=not progress):
+    for step in tqdm(range(exp.steps), desc="RotNet", leave=False, disable=not progress):
         idx = torch.randint(0, len(images), (exp.batch_size,), generator=gen)
         x, y = rotate_batch(images[idx].to(device))                  # [4B, C, H, W], [4B]
-        loss = F.cross_entropy(net(x), y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        require_finite("images returned by rotate_batch", x, f"at step {step}", inputs={"images": images[idx]},
+                       hint="rotate_batch only moves pixels, it never computes new values")
+        logits = net(x)
+        loss = F.cross_entropy(logits, y.to(device))
+        backward_and_step(loss, opt, "rotation loss of the RotNet", step, inputs={"logits": logits})
         sched.step()
         losses.append(loss.item())
     return net.eval(), losses
@@ -171,6 +194,8 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     depends only on the features (not on a learning rate or the initialisation) once L-BFGS has converged.
     """
     device = device or torch.device("cpu")
+    require_finite("probe training features", train_x, hint="the network's parameters are not finite")
+    require_finite("probe test features", test_x, hint="the network's parameters are not finite")
     mean, std = train_x.mean(0), train_x.std(0) + 1e-5
     tr, te = ((train_x - mean) / std).to(device), ((test_x - mean) / std).to(device)
     ytr, yte = train_y.to(device), test_y.to(device)
@@ -192,7 +217,7 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
 
 
 def run(
-    rotate_batch: Callable = ref_rotate_batch,
+    rotate_batch: Callable | None = None,
     exp: RotationExperiment | None = None,
     *,
     images_dir: str | Path | None = None,
@@ -206,16 +231,12 @@ def run(
     ``rotation_acc`` on held-out images, ``gap``), ``per_block`` (``{block: (acc_rotnet, acc_random)}``),
     the two networks, the loss history and the held-out images.
     """
+    rotate_batch = resolve("rotate_batch", rotate_batch)
     exp = (exp or (RotationExperiment.smoke() if smoke_mode() else RotationExperiment())).validate()
     device = device or pick_device()
     require_implemented("rotate_batch", rotate_batch, torch.zeros(1, 1, 2, 2))
     images, labels, classes = load_images(exp, images_dir, n_per_class)
-    if images_dir is not None:                                         # a small folder: smaller splits
-        n_test = min(exp.n_test, len(images) // 4)
-        exp = replace(exp, n_test=n_test, n_probe_train=min(exp.n_probe_train, len(images) - n_test))
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(exp.seed))
-    test_idx, train_idx = perm[: exp.n_test], perm[exp.n_test :]
-    probe_idx = train_idx[: exp.n_probe_train]
+    exp, test_idx, train_idx, probe_idx = split_indices(exp, len(images))
     rotnet, losses = train_rotnet(images[train_idx], rotate_batch, exp, device, progress)   # labels unused
     with torch.no_grad():
         x, y = rotate_batch(images[test_idx[:500]].to(device))

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..guards import require_finite, require_finite_grads
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..utils import pick_device
 from .config import NerfConfig, preset
@@ -67,6 +68,7 @@ def evaluate_psnr(model: NerfModel, views: Views) -> float:
     for img, pose in zip(views.images, views.poses):
         pred = render_image(model, pose, h, w, views.focal)
         se += float(((pred - img.to(dev)) ** 2).sum())
+    require_finite("squared error of the held-out views", se, hint="the model renders NaN")
     return psnr(se / views.images.numel())
 
 
@@ -155,8 +157,12 @@ def train_tinynerf(
         o, d, target = batcher.next()
         pred = model.render_rays(o, d, perturb=cfg.sampler.perturb, generator=gen)
         loss = F.mse_loss(pred, target)
+        require_finite(f"pixel MSE of the {cfg.name} TinyNeRF", loss, f"at step {step}",
+                       inputs={"rendered colours": pred})
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        require_finite_grads(f"the pixel MSE of the {cfg.name} TinyNeRF",
+                             (p for g in opt.param_groups for p in g["params"]), f"at step {step}")
         decay = cfg.optim.lr_decay ** (step / cfg.optim.decay_steps)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * decay

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .._validate import check_int, check_positive, check_tensor
+from ..guards import require_finite
 
 __all__ = ["knn_predict", "knn_accuracy", "extract_features"]
 
@@ -46,6 +47,8 @@ def knn_predict(
     if test_feats.shape[1] != train_feats.shape[1]:
         raise ValueError(f"test_feats and train_feats must have the same D, got {list(test_feats.shape)} "
                          f"and {list(train_feats.shape)}")
+    require_finite("test features of the kNN evaluation", test_feats)
+    require_finite("bank features of the kNN evaluation", train_feats)
     num_classes = check_int("num_classes", num_classes, minimum=1)
     k = min(check_int("k", k, minimum=1), train_feats.shape[0])
     t = check_positive("temperature", temperature)
