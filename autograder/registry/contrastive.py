@@ -208,6 +208,11 @@ def _c_errors(c: Cases) -> None:
 
 def _clip_variant(image_emb, text_emb, logit_scale=10.0, *, directions="both", normalize=True, norm_dim=-1,
                   scale_op="mul", combine="mean", reduce="mean", stable=True):
+    """Wrong CLIP losses (arguments checked as the contract says, so only the mistake differs)."""
+    scale = logit_scale.item() if isinstance(logit_scale, torch.Tensor) else float(logit_scale)
+    if not scale > 0 or image_emb.dim() != 2 or image_emb.shape != text_emb.shape or image_emb.shape[0] == 0:
+        raise ValueError(f"image_emb {list(image_emb.shape)} and text_emb {list(text_emb.shape)} must be [N, D] alike "
+                         f"with N >= 1, logit_scale {scale} > 0")
     img, txt = image_emb, text_emb
     if normalize:
         img, txt = F.normalize(img, dim=norm_dim), F.normalize(txt, dim=norm_dim)

@@ -172,7 +172,13 @@ _WITH_CENTRE = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), 
 
 def _patch_variant(images, positions, patch, gap, *, cells=_ROW_MAJOR, gap_mode="both", margin="floor",
                    swap_hw=False, transpose=False):
-    """Wrong crops: another label table, the gap left out, another grid origin, transposed crops."""
+    """Wrong crops: another label table, the gap left out, another grid origin, transposed crops (arguments checked
+    as the contract says, so only the mistake differs)."""
+    if (images.dim() != 4 or positions.shape != images.shape[:1] or positions.is_floating_point() or patch < 1
+            or gap < 0 or 3 * patch + 2 * gap > min(images.shape[-2:])
+            or (positions.numel() > 0 and (positions.min() < 0 or positions.max() > 7))):
+        raise ValueError(f"images {list(images.shape)}, positions {positions.tolist()}, patch {patch} and gap {gap} "
+                         "do not make a 3x3 grid with labels in 0..7")
     n, c, h, w = images.shape
     step = patch + (gap if gap_mode == "both" else 0)
     span = 3 * patch + 2 * (0 if gap_mode == "none" else gap)
