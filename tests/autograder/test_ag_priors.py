@@ -7,17 +7,38 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder.grading import _worker_case
 from autograder.registry import SPECS
-from simulate import simulate
+from autograder.registry.core import Cases, materialize
+from autograder.registry.judges import Context, value
+from autograder.sandbox import CaseOutcome
+from autograder.worker import runner, wire
 
 NAMES = ("project_points", "plucker_coordinates", "bilinear_sample_2d", "batched_mlp")
 SEEDS = (3, 1234, 98765)
 
 
-def _score(name: str, fn, seed: int) -> tuple[float, dict]:
+def simulate(spec, fn, seed: int) -> dict[str, list]:
+    """simulate.py's in-process judging, with the case sent through the wire format as the sandbox sends it: the
+    function gets copies of the grader's inputs (so in-place writes show) laid out contiguously (as a worker
+    gets them)."""
+    out: dict[str, list] = {}
+    for check in spec.checks:
+        factory = Cases(spec.name, check.name, seed)
+        check.make(factory)
+        out[check.name] = []
+        for case in factory.items:
+            m = materialize(spec, case)
+            sent = wire.decode(wire.encode(_worker_case(case, m)))
+            reply = wire.decode(wire.encode(runner.run_case(fn, sent)))
+            out[check.name].append((check.judge or value)(Context(spec, case, m, CaseOutcome(reply=reply))))
+    return out
+
+
+def _score(name: str, fn, seed: int, verdicts: dict | None = None) -> tuple[float, dict]:
     """The grade as grading.grade_function computes it (auxiliary checks count only when a value case is right)."""
     spec = SPECS[name]
-    verdicts = simulate(spec, fn, seed)
+    verdicts = verdicts or simulate(spec, fn, seed)
     computes = any(v.score > 0 for v in verdicts["values"])
     total = sum(c.weight * sum(v.score for v in verdicts[c.name]) / len(verdicts[c.name])
                 for c in spec.checks if verdicts[c.name] and (computes or not c.auxiliary))
@@ -217,6 +238,22 @@ def test_correct_code_in_another_style_gets_full_marks(name, fn, seed):
     assert score == SPECS[name].points, failed
 
 
+def test_c2w_gradients_are_compared_along_rotations_where_r_transposed_and_r_inverse_agree():
+    from autograder.registry.priors import _as_rotation
+
+    g = torch.Generator().manual_seed(4)
+    q = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))[0]
+    c2w = torch.cat([q * torch.linalg.det(q).sign(), torch.randn(3, 1, generator=g, dtype=torch.float64)], 1)
+    points = c2w[:, 3] + (torch.randn(6, 3, generator=g, dtype=torch.float64) - torch.tensor([0.0, 0.0, 3.0])) @ c2w[:, :3].T
+    grads = []
+    for fn in (SPECS["project_points"].reference, project_points_solve):
+        m = c2w.clone().requires_grad_(True)
+        uv, depth = fn(points, m, 4.0, 8, 8)
+        grads.append(torch.autograd.grad(uv.sum() + depth.sum(), m)[0])
+    assert not torch.allclose(grads[0], grads[1])                  # they differ off the rotations...
+    torch.testing.assert_close(_as_rotation(grads[0], c2w), _as_rotation(grads[1], c2w))   # ...not along them
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_the_reference_gets_full_marks_at_several_seeds(name):
     for seed in SEEDS:
@@ -265,6 +302,21 @@ def project_points_float32_buffer(points, c2w, focal, height, width):
 def project_points_unchecked(points, c2w, focal, height, width):
     """Right values, no argument checks at all."""
     cam = (points - c2w[:3, 3]) @ c2w[:3, :3]
+    depth = -cam[..., 2]
+    return torch.stack([focal * cam[..., 0] / depth + width / 2, -focal * cam[..., 1] / depth + height / 2], -1), depth
+
+
+def project_points_rotation_detached(points, c2w, focal, height, width):
+    """Right values, but the rotation block is detached: no gradient reaches c2w's rotation."""
+    return project_points_solve(points, torch.cat([c2w[:3, :3].detach(), c2w[:3, 3:]], 1), focal, height, width)
+
+
+def project_points_in_place(points, c2w, focal, height, width):
+    """Subtracts the camera centre from points in place."""
+    _pp_checks(points, c2w, focal, height, width)
+    with torch.no_grad():
+        points -= c2w[:3, 3]
+    cam = points @ c2w[:3, :3]
     depth = -cam[..., 2]
     return torch.stack([focal * cam[..., 0] / depth + width / 2, -focal * cam[..., 1] / depth + height / 2], -1), depth
 
@@ -332,6 +384,13 @@ def bilinear_extrapolating(grid, coords):
     return (1 - ay) * ((1 - ax) * g[bi, y0, x0] + ax * g[bi, y0, x1]) + ay * ((1 - ax) * g[bi, y1, x0] + ax * g[bi, y1, x1])
 
 
+def bilinear_clamps_in_place(grid, coords):
+    """coords.clamp_(-1, 1): the caller's coordinates change."""
+    with torch.no_grad():
+        coords.clamp_(-1, 1)
+    return bilinear_gather(grid, coords)
+
+
 def bilinear_channels_first(grid, coords):
     """Returns grid_sample's [B, C, P] without the final transpose."""
     return bilinear_grid_sample(grid, coords).transpose(1, 2)
@@ -386,6 +445,8 @@ BUGGY = [("project_points", project_points_clamped_depth, "stability"),
          ("project_points", project_points_flat, "shapes"),
          ("project_points", project_points_float32_buffer, "dtype_device"),
          ("project_points", project_points_unchecked, "errors"),
+         ("project_points", project_points_rotation_detached, "gradients"),
+         ("project_points", project_points_in_place, "no_mutation"),
          ("plucker_coordinates", plucker_cross_no_dim, "broadcast"),
          ("plucker_coordinates", plucker_no_broadcast, "broadcast"),
          ("plucker_coordinates", plucker_sign_slip, "values"),
@@ -393,6 +454,7 @@ BUGGY = [("project_points", project_points_clamped_depth, "stability"),
          ("bilinear_sample_2d", bilinear_unclamped_corner, "border"),
          ("bilinear_sample_2d", bilinear_extrapolating, "border"),
          ("bilinear_sample_2d", bilinear_channels_first, "values"),
+         ("bilinear_sample_2d", bilinear_clamps_in_place, "no_mutation"),
          ("batched_mlp", batched_mlp_bias_not_skipped, "values"),
          ("batched_mlp", batched_mlp_bias_broadcast, "values"),
          ("batched_mlp", batched_mlp_tanh, "values"),
@@ -404,8 +466,7 @@ def test_a_plausible_bug_outside_the_catalogue_loses_points_where_it_shows(name,
     for seed in SEEDS:
         verdicts = simulate(SPECS[name], fn, seed)
         assert any(v.score < 1 for v in verdicts[check]), (seed, check)
-        score, _ = _score(name, fn, seed)
-        assert score < SPECS[name].points
+        assert _score(name, fn, seed, verdicts)[0] < SPECS[name].points
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -424,7 +485,7 @@ def test_a_stub_that_only_checks_its_arguments_scores_nothing(name):
 
     verdicts = simulate(SPECS[name], stub, 5)
     assert all(v.score == 1 for v in verdicts["errors"])          # it would earn them, were they not gated
-    assert _score(name, stub, 5)[0] == 0
+    assert _score(name, stub, 5, verdicts)[0] == 0
     assert _score(name, zeros, 5)[0] == 0
 
 
@@ -523,3 +584,23 @@ def test_each_catalogue_variant_is_the_reference_but_for_its_flags(name):
         got, want = variant(*args), SPECS[name].reference(*args)
         for o, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
             torch.testing.assert_close(o, w)
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def test_through_the_sandbox_the_references_score_40_and_written_out_mistakes_are_named(sandbox, tmp_path):
+    from autograder.fixtures import mistake_source
+    from autograder.grading import grade_notebook
+    from autograder.results import results_json
+    from nbfactory import perfect, with_functions, write
+
+    result = grade_notebook(perfect("a5_priors", tmp_path / "perfect.ipynb"), "a5_priors", sandbox=sandbox)
+    assert [(f.name, f.score) for f in result.functions] == [(n, 10.0) for n in NAMES]
+    chosen = {"project_points": "depth_sign", "plucker_coordinates": "halves_swapped",
+              "bilinear_sample_2d": "zero_padding", "batched_mlp": "bias_first"}
+    nb = with_functions("a5_priors", {n: mistake_source(n, m) for n, m in chosen.items()})
+    res = results_json(grade_notebook(write(nb, tmp_path / "mistakes.ipynb"), "a5_priors", sandbox=sandbox))
+    tests = {t["extra_data"]["function"]: t for t in res["tests"]}
+    for name, mistake in chosen.items():
+        assert mistake in tests[name]["extra_data"]["mistakes"] and tests[name]["score"] < 10
+        message = next(m.message for m in SPECS[name].mistakes if m.name == mistake)
+        assert message in tests[name]["output"]
