@@ -8,14 +8,19 @@ passable edge cases) counting only for a function that gets some random value ca
 """
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder.fixtures import mistake_source
 from autograder.registry import SPECS
+from autograder.registry.core import Cases, materialize
 from simulate import simulate
 
 SEEDS = (0, 1, 2)
+NAMES = ("relative_patch_pairs", "clip_loss", "splat_gaussians_2d")
 _CELLS = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2))
 
 
@@ -61,12 +66,19 @@ def patches_unfold(images, positions, patch, gap):
     return grid[:, :, 1, 1].clone(), neighbor
 
 
-def patches_stack(images, positions, patch, gap):
-    """All eight neighbours cropped with slices, stacked, and the labelled one picked per image."""
-    y0, x0, step, k = _patch_args(images, positions, patch, gap)
+def _sliced(images, positions, patch, gap, y0, x0):
+    """All eight neighbours cropped with slices from the grid at (y0, x0), stacked, the labelled one picked."""
+    step = patch + gap
     crop = lambda r, c: images[:, :, y0 + r * step:y0 + r * step + patch, x0 + c * step:x0 + c * step + patch]  # noqa: E731
     crops = torch.stack([crop(r, c) for r, c in _CELLS], 1)                 # [N, 8, C, p, p]
+    k = positions.to(images.device).long()
     return crop(1, 1).clone(), crops[torch.arange(images.shape[0], device=images.device), k]
+
+
+def patches_stack(images, positions, patch, gap):
+    """All eight neighbours cropped with slices, stacked, and the labelled one picked per image."""
+    y0, x0, _, _ = _patch_args(images, positions, patch, gap)
+    return _sliced(images, positions, patch, gap, y0, x0)
 
 
 def patches_gather(images, positions, patch, gap):
@@ -105,12 +117,8 @@ def patches_first_label_for_all(images, positions, patch, gap):
 def patches_rounded_origin(images, positions, patch, gap):
     """y0 and x0 with round() (half to even) instead of floor division."""
     _patch_args(images, positions, patch, gap)
-    n, c, h, w = images.shape
-    span, step = 3 * patch + 2 * gap, patch + gap
-    y0, x0 = round((h - span) / 2), round((w - span) / 2)
-    crop = lambda r, col: images[:, :, y0 + r * step:y0 + r * step + patch, x0 + col * step:x0 + col * step + patch]  # noqa: E731
-    crops = torch.stack([crop(r, col) for r, col in _CELLS], 1)
-    return crop(1, 1).clone(), crops[torch.arange(n), positions.long()]
+    h, w, span = images.shape[2], images.shape[3], 3 * patch + 2 * gap
+    return _sliced(images, positions, patch, gap, round((h - span) / 2), round((w - span) / 2))
 
 
 def patches_in_float32(images, positions, patch, gap):
@@ -121,12 +129,8 @@ def patches_in_float32(images, positions, patch, gap):
 
 def patches_unchecked(images, positions, patch, gap):
     """Correct crops without any argument check."""
-    n, c, h, w = images.shape
-    span, step = 3 * patch + 2 * gap, patch + gap
-    y0, x0 = (h - span) // 2, (w - span) // 2
-    crop = lambda r, col: images[:, :, y0 + r * step:y0 + r * step + patch, x0 + col * step:x0 + col * step + patch]  # noqa: E731
-    crops = torch.stack([crop(r, col) for r, col in _CELLS], 1)
-    return crop(1, 1).clone(), crops[torch.arange(n), positions.long()]
+    h, w, span = images.shape[2], images.shape[3], 3 * patch + 2 * gap
+    return _sliced(images, positions, patch, gap, (h - span) // 2, (w - span) // 2)
 
 
 def patches_swapped_outputs(images, positions, patch, gap):
@@ -303,18 +307,24 @@ def splat_colors_not_sorted(means, scales, angles, colors, opacities, depths, he
     return splat_frame(means, scales, angles, colors[inverse], opacities, depths, height, width)
 
 
-def splat_unsquared_distance(means, scales, angles, colors, opacities, depths, height, width):
-    """exp(-1/2 sqrt(d^T Sigma^-1 d)): the Mahalanobis distance where its square belongs."""
-    _splat_args(means, scales, angles, colors, opacities, depths, height, width)
+def _splat_dense(means, scales, angles, colors, opacities, depths, height, width, root=False):
+    """Offsets in every Gaussian's frame, an exclusive cumprod; ``root``: sqrt of the squared distance."""
     order = torch.argsort(depths, stable=True)
     cos, sin = torch.cos(angles[order]), torch.sin(angles[order])
     py, px = _pixels(means, height, width)
     dx, dy = px.reshape(-1, 1) - means[order, 0], py.reshape(-1, 1) - means[order, 1]
     u1, u2 = (cos * dx + sin * dy) / scales[order, 0], (cos * dy - sin * dx) / scales[order, 1]
-    alpha = (opacities[order] * torch.exp(-0.5 * torch.sqrt(u1 * u1 + u2 * u2 + 1e-30))).clamp(max=0.99)
+    q = u1 * u1 + u2 * u2
+    alpha = (opacities[order] * torch.exp(-0.5 * (torch.sqrt(q + 1e-30) if root else q))).clamp(max=0.99)
     keep = 1 - alpha
     trans = torch.cumprod(torch.cat([torch.ones_like(keep[:, :1]), keep[:, :-1]], 1), 1)
     return ((trans * alpha) @ colors[order]).reshape(height, width, -1), (1 - keep.prod(1)).reshape(height, width)
+
+
+def splat_unsquared_distance(means, scales, angles, colors, opacities, depths, height, width):
+    """exp(-1/2 sqrt(d^T Sigma^-1 d)): the Mahalanobis distance where its square belongs."""
+    _splat_args(means, scales, angles, colors, opacities, depths, height, width)
+    return _splat_dense(means, scales, angles, colors, opacities, depths, height, width, root=True)
 
 
 def splat_unpremultiplied(means, scales, angles, colors, opacities, depths, height, width):
@@ -330,15 +340,7 @@ def splat_means_detached(means, scales, angles, colors, opacities, depths, heigh
 
 def splat_unchecked(means, scales, angles, colors, opacities, depths, height, width):
     """Correct values without any argument check."""
-    order = torch.argsort(depths, stable=True)
-    cos, sin = torch.cos(angles[order]), torch.sin(angles[order])
-    py, px = _pixels(means, height, width)
-    dx, dy = px.reshape(-1, 1) - means[order, 0], py.reshape(-1, 1) - means[order, 1]
-    u1, u2 = (cos * dx + sin * dy) / scales[order, 0], (cos * dy - sin * dx) / scales[order, 1]
-    alpha = (opacities[order] * torch.exp(-0.5 * (u1 * u1 + u2 * u2))).clamp(max=0.99)
-    keep = 1 - alpha
-    trans = torch.cumprod(torch.cat([torch.ones_like(keep[:, :1]), keep[:, :-1]], 1), 1)
-    return ((trans * alpha) @ colors[order]).reshape(height, width, -1), (1 - keep.prod(1)).reshape(height, width)
+    return _splat_dense(means, scales, angles, colors, opacities, depths, height, width)
 
 
 # ===================================================================================== the questions
@@ -378,7 +380,7 @@ def test_plausible_bugs_outside_the_catalogue_lose_points_at_every_seed(name, fn
         assert _score(spec, verdicts) < spec.points - 0.1, (seed, fn.__name__)
 
 
-@pytest.mark.parametrize("name", ["relative_patch_pairs", "clip_loss", "splat_gaussians_2d"])
+@pytest.mark.parametrize("name", NAMES)
 def test_a_function_that_only_raises_value_error_earns_nothing(name):
     spec = SPECS[name]
 
@@ -390,7 +392,7 @@ def test_a_function_that_only_raises_value_error_earns_nothing(name):
     assert _score(spec, verdicts) == 0                                # ... and still earns nothing
 
 
-@pytest.mark.parametrize("name", ["relative_patch_pairs", "clip_loss", "splat_gaussians_2d"])
+@pytest.mark.parametrize("name", NAMES)
 def test_public_cases_are_small_fixed_and_the_reference_answers_them(name):
     spec = SPECS[name]
     assert 3 <= len(spec.public) <= 5
@@ -413,13 +415,8 @@ def test_public_cases_are_small_fixed_and_the_reference_answers_them(name):
             assert out.item() == pytest.approx(case.value, rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("name", ["relative_patch_pairs", "clip_loss", "splat_gaussians_2d"])
+@pytest.mark.parametrize("name", NAMES)
 def test_catalogued_mistakes_written_out_as_notebook_code_compute_what_the_judges_compare_with(name):
-    import math
-
-    from autograder.fixtures import mistake_source
-    from autograder.registry.core import Cases, materialize
-
     spec = SPECS[name]
     factory = Cases(name, "values", 0)
     spec.check("values").make(factory)
