@@ -6,6 +6,10 @@ empty-space skipping). See :mod:`course_lib.nerf.config` for what each preset do
     model, history = train_tinynerf("lego.npz", "fast", minutes=10, holdout=10)
     image = render_image(model, pose, 100, 100, focal)          # [100, 100, 3]
 
+The graded stages it runs are passed in by keyword (``train_tinynerf(..., get_rays=get_rays,
+sample_stratified=sample_stratified, positional_encoding=positional_encoding, volume_render=volume_render)``,
+the notebook's way); left out, they are the course_lib references (:class:`NerfStages`).
+
 Benchmark both presets side by side: ``python -m course_lib.nerf.bench --data FILE.npz --minutes 10``.
 """
 from .config import FieldConfig, NerfConfig, OptimConfig, SamplerConfig, preset
@@ -13,6 +17,7 @@ from .data import Views, load_views, split_views
 from .field import GridField, MLPField
 from .grid import trilinear
 from .renderer import NerfModel, render_image
+from .stages import NerfStages
 from .trainer import History, evaluate_psnr, load_nerf, save_nerf, train_tinynerf
 
 __all__ = [
@@ -24,6 +29,7 @@ __all__ = [
     "FieldConfig",
     "OptimConfig",
     "NerfModel",
+    "NerfStages",
     "MLPField",
     "GridField",
     "trilinear",

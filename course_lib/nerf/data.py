@@ -1,7 +1,7 @@
 """Posed views in the tiny-NeRF format, the train / held-out split, and the rays of every training pixel.
 
 Format: ``images [N, H, W, 3]`` float in [0, 1], ``poses [N, 4, 4]`` camera-to-world (NeRF / OpenGL camera,
-as ``course_lib.get_rays`` expects), ``focal`` in pixels, and the depth interval ``near`` / ``far`` (2 and 6
+as ``get_rays`` expects), ``focal`` in pixels, and the depth interval ``near`` / ``far`` (2 and 6
 when the source does not say). Sources: a ``.npz`` file with those keys, a ``course_lib.data.NerfData`` (or
 any object with those attributes), or a dict.
 
@@ -15,11 +15,12 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ..rendering import get_rays
+from ..manifest import resolve
 
 __all__ = ["Views", "load_views", "split_views", "all_rays", "default_bound"]
 
@@ -113,8 +114,10 @@ def split_views(views: Views, holdout: int | None, mask: torch.Tensor | None = N
     return views.subset(~mask), views.subset(mask)
 
 
-def all_rays(views: Views) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(rays_o [N*H*W, 3], rays_d [N*H*W, 3], rgb [N*H*W, 3])`` for every pixel of every view."""
+def all_rays(views: Views, get_rays: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(rays_o [N*H*W, 3], rays_d [N*H*W, 3], rgb [N*H*W, 3])`` for every pixel of every view, from the
+    caller's ``get_rays`` (None: :func:`course_lib.manifest.resolve`'s choice)."""
+    get_rays = resolve("get_rays", get_rays)
     h, w = views.hw
     pairs = [get_rays(h, w, views.focal, pose) for pose in views.poses]
     rays_o = torch.stack([o for o, _ in pairs]).reshape(-1, 3)      # [N, H, W, 3] -> [N*H*W, 3]

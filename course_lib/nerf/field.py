@@ -15,6 +15,9 @@
   per voxel-length step (DVGO's initialisation). Interpolating the raw value before the softplus lets one
   voxel represent a surface sharper than the voxel itself (DVGO, section 4.1).
 
+The positional encoding is the caller's function (``positional_encoding``, the student's in the notebook),
+resolved with :func:`course_lib.manifest.resolve` when left as None; ``encoding_width`` only counts columns.
+
 References:
     Mildenhall et al., "NeRF", ECCV 2020; the authors' tiny_nerf notebook.
     Sun, Sun, Chen, "Direct Voxel Grid Optimization", CVPR 2022.
@@ -23,12 +26,14 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..rendering import encoding_width, positional_encoding
+from ..manifest import resolve
+from ..rendering import encoding_width
 from .config import FieldConfig
 from .grid import dilate, trilinear, vertex_positions
 
@@ -36,11 +41,14 @@ __all__ = ["MLPField", "GridField"]
 
 
 class MLPField(nn.Module):
-    """``forward(points [P, 3]) -> (sigma [P], rgb [P, 3])`` with positional encoding and one skip."""
+    """``forward(points [P, 3]) -> (sigma [P], rgb [P, 3])`` with positional encoding and one skip.
 
-    def __init__(self, cfg: FieldConfig):
+    ``positional_encoding(x [..., D], L) -> [..., D (1 + 2 L)]`` encodes the points (None: the reference)."""
+
+    def __init__(self, cfg: FieldConfig, positional_encoding: Callable | None = None):
         super().__init__()
         self.cfg = cfg
+        self.positional_encoding = resolve("positional_encoding", positional_encoding)
         in_dim = encoding_width(3, cfg.num_freqs)                           # 3 (1 + 2 L)
         layers = []
         for i in range(cfg.depth):
@@ -50,7 +58,7 @@ class MLPField(nn.Module):
         self.out = nn.Linear(cfg.width, 4)
 
     def forward(self, points: torch.Tensor, dirs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        x = positional_encoding(points * self.cfg.pe_scale, self.cfg.num_freqs)   # [P, 3 (1 + 2 L)]
+        x = self.positional_encoding(points * self.cfg.pe_scale, self.cfg.num_freqs)   # [P, 3 (1 + 2 L)]
         h = x
         for i, layer in enumerate(self.layers):
             h = F.relu(layer(h))                                            # [P, W]
@@ -65,11 +73,15 @@ def _shift(alpha_init: float, voxel: float) -> float:
 
 
 class GridField(nn.Module):
-    """Density and colour grids over the box ``[lo, hi]`` with ``res = (X, Y, Z)`` vertices."""
+    """Density and colour grids over the box ``[lo, hi]`` with ``res = (X, Y, Z)`` vertices; with a colour MLP
+    (``cfg.color_mlp > 0``) the view direction is encoded by ``positional_encoding`` (None: the reference)."""
 
-    def __init__(self, cfg: FieldConfig, lo: torch.Tensor, hi: torch.Tensor, res: tuple[int, int, int]):
+    def __init__(self, cfg: FieldConfig, lo: torch.Tensor, hi: torch.Tensor, res: tuple[int, int, int],
+                 positional_encoding: Callable | None = None):
         super().__init__()
         self.cfg = cfg
+        self.positional_encoding = (resolve("positional_encoding", positional_encoding) if cfg.color_mlp > 0
+                                    else positional_encoding)
         self.register_buffer("lo", lo.float().clone())
         self.register_buffer("hi", hi.float().clone())
         self.res = tuple(int(r) for r in res)
@@ -96,7 +108,8 @@ class GridField(nn.Module):
         feat = trilinear(self.color, points, self.lo, self.hi)             # [P, C]
         if self.color_net is None:
             return torch.sigmoid(feat)
-        return torch.sigmoid(self.color_net(torch.cat([feat, positional_encoding(dirs, self.cfg.view_freqs)], -1)))
+        view = self.positional_encoding(dirs, self.cfg.view_freqs)             # [P, 3 (1 + 2 L)]
+        return torch.sigmoid(self.color_net(torch.cat([feat, view], -1)))
 
     @torch.no_grad()
     def alpha_grid(self) -> torch.Tensor:
@@ -116,7 +129,7 @@ class GridField(nn.Module):
         ext = (hi - lo).cpu()
         voxel = float(ext.max()) / (max_res - 1)                              # the same spacing on every axis
         res = tuple(max(2, int(math.floor(float(e) / voxel + 0.5)) + 1) for e in ext)
-        new = GridField(self.cfg, lo.cpu(), hi.cpu(), res).to(self.density.device)
+        new = GridField(self.cfg, lo.cpu(), hi.cpu(), res, self.positional_encoding).to(self.density.device)
         pts = vertex_positions(new.lo, new.hi, res).reshape(-1, 3)           # [X' Y' Z', 3]
         sigma = self.sigma(pts).clamp(min=1e-10)
         raw = torch.where(sigma > 20, sigma, torch.log(torch.expm1(sigma))) - new.shift   # softplus^-1

@@ -10,7 +10,10 @@ For the grid field (``"box"`` sampling) two kinds of samples are skipped before 
    ``sum of the skipped w_i``.
 
 A sample with zero density and colour is appended at the end of each box segment, so the 1e10 "last delta"
-of ``course_lib.volume_render`` never turns a real sample into an opaque wall.
+of ``volume_render`` never turns a real sample into an opaque wall.
+
+Every graded stage (``get_rays``, ``sample_stratified``, ``positional_encoding``, ``volume_render``) is the
+model's :class:`~course_lib.nerf.stages.NerfStages`: the caller's functions, the references where none is given.
 
 References:
     Max, "Optical Models for Direct Volume Rendering", 1995; Mildenhall et al., "NeRF", ECCV 2020.
@@ -23,29 +26,31 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..rendering import get_rays, volume_render
 from .config import NerfConfig
 from .field import GridField, MLPField
 from .grid import lookup
 from .sampler import sample_along
+from .stages import NerfStages
 
 __all__ = ["NerfModel", "render_image"]
 
 
 class NerfModel(nn.Module):
-    """A radiance field with everything needed to render it: the config, ``near`` / ``far``, and (grid only)
-    the current occupancy grid."""
+    """A radiance field with everything needed to render it: the config, ``near`` / ``far``, the stage functions
+    (``stages``; None: the references) and (grid only) the current occupancy grid."""
 
-    def __init__(self, config: NerfConfig, near: float = 2.0, far: float = 6.0, bound: float = 1.5):
+    def __init__(self, config: NerfConfig, near: float = 2.0, far: float = 6.0, bound: float = 1.5,
+                 stages: NerfStages | None = None):
         super().__init__()
         self.config = config.validate()
         self.near, self.far = float(near), float(far)
+        self.stages = stages if stages is not None else NerfStages()
         f = config.field
         if f.kind == "mlp":
-            self.field: nn.Module = MLPField(f)
+            self.field: nn.Module = MLPField(f, self.stages.positional_encoding)
         else:
             b = torch.full((3,), float(f.scene_bound or bound))
-            self.field = GridField(f, -b, b, (f.coarse_res,) * 3)
+            self.field = GridField(f, -b, b, (f.coarse_res,) * 3, self.stages.positional_encoding)
         self.occupancy: torch.Tensor | None = None                 # [X, Y, Z] bool, grid only
         self.stats = {"kept": 1.0, "colored": 1.0}
 
@@ -60,18 +65,19 @@ class NerfModel(nn.Module):
     def render_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor, perturb: bool = False,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """``rays_o, rays_d [R, 3] -> rgb [R, 3]`` (differentiable with respect to the field)."""
-        cfg = self.config
+        cfg, st = self.config, self.stages
         white = cfg.white_background
         if not self.is_grid:
             rs = sample_along(rays_o, rays_d, "stratified", self.near, self.far, cfg.sampler.n_samples, perturb,
-                              generator)
+                              generator, sample_stratified=st.sample_stratified)
             r, s = rs.t.shape
             sigma, rgb = self.field(rs.points.reshape(-1, 3))                 # [R S], [R S, 3]
-            out, _ = volume_render(sigma.view(r, s), rgb.view(r, s, 3), rs.t, white)
+            out, _ = st.volume_render(sigma.view(r, s), rgb.view(r, s, 3), rs.t, white)
             return out
         fld: GridField = self.field
         rs = sample_along(rays_o, rays_d, "box", self.near, self.far, 0, perturb, generator,
-                          box=(fld.lo, fld.hi), spacing=fld.voxel * cfg.sampler.step_ratio)
+                          box=(fld.lo, fld.hi), spacing=fld.voxel * cfg.sampler.step_ratio,
+                          sample_stratified=st.sample_stratified)
         r, s = rs.t.shape
         pts = rs.points.reshape(-1, 3)                                         # [R S, 3]
         keep = rs.valid.reshape(-1)
@@ -82,7 +88,7 @@ class NerfModel(nn.Module):
         sigma = F.pad(sigma.view(r, s), (0, 1))                                # [R, S + 1]: empty end sample
         t = torch.cat([rs.t, rs.t_end[:, None]], dim=1)                        # [R, S + 1]
         with torch.no_grad():
-            _, w = volume_render(sigma.detach(), sigma.new_zeros(r, s + 1, 1), t)
+            _, w = st.volume_render(sigma.detach(), sigma.new_zeros(r, s + 1, 1), t)
         # before the first occupancy grid (the coarse stage) every colour is evaluated: the initial weights
         # (~alpha_init) are too small for the threshold, and skipping them would stall learning
         thr = cfg.field.weight_threshold if self.occupancy is not None else -1.0
@@ -90,7 +96,7 @@ class NerfModel(nn.Module):
         dirs = F.normalize(rays_d, dim=-1)[:, None, :].expand(r, s, 3).reshape(-1, 3)    # [R S, 3]
         col = pts.new_zeros(r * s, 3).index_put((ci,), fld.rgb(pts[ci], dirs[ci]))      # [R S, 3]
         col = F.pad(col.view(r, s, 3), (0, 0, 0, 1))                           # [R, S + 1, 3]
-        out, _ = volume_render(sigma, col, t, white)
+        out, _ = st.volume_render(sigma, col, t, white)
         self.stats = {"kept": ki.numel() / max(r * s, 1), "colored": ci.numel() / max(r * s, 1)}
         return out
 
@@ -98,9 +104,11 @@ class NerfModel(nn.Module):
 @torch.no_grad()
 def render_image(model: NerfModel, pose: torch.Tensor, height: int, width: int, focal: float,
                  chunk: int | None = None) -> torch.Tensor:
-    """Render a ``[height, width, 3]`` image from camera-to-world ``pose [4, 4]`` (deterministic samples)."""
+    """Render a ``[height, width, 3]`` image from camera-to-world ``pose [4, 4]`` (deterministic samples), with
+    the model's stage functions (``model.stages``)."""
     dev = next(model.parameters()).device
-    rays_o, rays_d = get_rays(height, width, focal, pose.to(device=dev, dtype=torch.float32))   # [H, W, 3] each
+    pose = pose.to(device=dev, dtype=torch.float32)
+    rays_o, rays_d = model.stages.get_rays(height, width, focal, pose)                 # [H, W, 3] each
     rays_o, rays_d = rays_o.reshape(-1, 3), rays_d.reshape(-1, 3)
     chunk = chunk or model.config.eval_chunk
     was_training = model.training

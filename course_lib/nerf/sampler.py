@@ -2,9 +2,10 @@
 
 * :class:`RayBatcher` draws ``rays_per_step`` random pixels from *all* training images at every step (not one
   whole image per step): consecutive steps then see every view, which makes each gradient step less biased.
-* :func:`sample_along` -- ``"stratified"``: ``course_lib.sample_stratified`` in ``[near, far]`` (NeRF's coarse
-  sampling); ``"box"``: the same stratified scheme restricted to the part of the ray inside the grid's box
-  (slab test), with as many samples as the box's diagonal holds voxel steps. The stratified sampler is reused
+* :func:`sample_along` -- ``"stratified"``: the caller's ``sample_stratified`` (the student's in the notebook;
+  the reference when None) in ``[near, far]`` (NeRF's coarse sampling); ``"box"``: the same stratified scheme
+  restricted to the part of the ray inside the grid's box (slab test), with as many samples as the box's
+  diagonal holds voxel steps. The stratified sampler is reused
   by sampling ``t' in [0, 1]`` on the re-parameterised ray ``o' = o + t_enter d``, ``d' = (t_exit - t_enter) d``,
   so ``o' + t' d' = o + (t_enter + t' (t_exit - t_enter)) d``.
 """
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from ..rendering import sample_stratified
+from ..manifest import resolve
 from .grid import ray_box
 
 __all__ = ["RayBatcher", "RaySamples", "sample_along"]
@@ -60,6 +62,7 @@ def sample_along(
     generator: torch.Generator | None = None,
     box: tuple[torch.Tensor, torch.Tensor] | None = None,
     spacing: float | None = None,
+    sample_stratified: Callable | None = None,
 ) -> RaySamples:
     """Samples along rays ``[R, 3]``.
 
@@ -68,7 +71,10 @@ def sample_along(
 
     ``"box"``: S = ceil(box diagonal / ``spacing``) in [t_enter, t_exit] of ``box = (lo, hi)``; ``t`` is
     metric (multiplied by ``|d|``) so that densities are per world unit whatever the ray's length.
+
+    ``sample_stratified`` draws the samples in both modes (None: :func:`course_lib.manifest.resolve`'s choice).
     """
+    sample_stratified = resolve("sample_stratified", sample_stratified)
     if mode == "stratified":
         points, t = sample_stratified(rays_o, rays_d, near, far, n_samples, perturb, generator)   # [R, S, 3], [R, S]
         t_end = torch.full_like(t[:, 0], far)

@@ -9,6 +9,10 @@ an Adam step on the mean squared error, with the learning rate decaying exponent
 step: after ``coarse_steps`` on the coarse grid, the grid is resampled at each resolution of ``schedule`` (a
 fresh optimizer each time, as the parameters are new) and empty-space skipping starts.
 
+The graded stages it runs (``get_rays``, ``sample_stratified``, ``positional_encoding``, ``volume_render``) are
+the caller's, passed by keyword (the notebook passes the student's); any left out is the course_lib reference
+(:class:`~course_lib.nerf.stages.NerfStages`).
+
 Time budget: only training counts. At each evaluation time (e.g. 1, 2, 5, 10 minutes of training) the clock
 stops, the held-out views are rendered and ``PSNR = -10 log10(mean squared error over all their pixels)`` is
 recorded; then the clock restarts. An evaluation happens at the first step that ends past its time.
@@ -30,6 +34,7 @@ from .config import NerfConfig, preset
 from .data import Views, all_rays, default_bound, load_views, split_views
 from .renderer import NerfModel, render_image
 from .sampler import RayBatcher
+from .stages import NerfStages
 
 __all__ = ["History", "train_tinynerf", "evaluate_psnr", "save_nerf", "load_nerf", "psnr"]
 
@@ -109,6 +114,12 @@ def train_tinynerf(
     max_steps: int | None = None,
     log: Callable[[str], None] | None = print,
     log_every: int = 100,
+    *,
+    get_rays: Callable | None = None,
+    sample_stratified: Callable | None = None,
+    positional_encoding: Callable | None = None,
+    volume_render: Callable | None = None,
+    stages: object | None = None,
 ) -> tuple[NerfModel, History]:
     """Train a TinyNeRF for a wall-clock budget and evaluate held-out PSNR along the way.
 
@@ -123,11 +134,21 @@ def train_tinynerf(
         device: default ``course_lib.pick_device()``.
         max_steps: also stop after this many steps (tests).
         log: called with progress lines (None: silent).
+        get_rays, sample_stratified, positional_encoding, volume_render: the stage functions (the student's in
+            the notebook); each one left as None comes from ``stages`` or else is the course_lib reference.
+        stages: an object with those four attributes (a :class:`NerfStages`, or the notebook experiment's
+            ``course_lib.experiments.nerf.Stages``).
 
     Returns:
-        ``(model, history)``; ``model`` renders with :func:`render_image`.
+        ``(model, history)``; ``model`` renders with :func:`render_image` using the same stage functions.
+
+    Raises:
+        ValueError: for bad data, a bad budget or hold-out count, or an invalid config.
+        course_lib.manifest.WithheldError: for a stage not passed in an edition that withholds its reference.
     """
     cfg = preset(config) if isinstance(config, str) else config.validate()
+    fns = NerfStages.of(stages, get_rays=get_rays, sample_stratified=sample_stratified,
+                        positional_encoding=positional_encoding, volume_render=volume_render)
     if not (isinstance(minutes, (int, float)) and minutes > 0):
         raise ValueError(f"minutes must be a number > 0, got {minutes!r}")
     views, mask = load_views(data)
@@ -139,8 +160,8 @@ def train_tinynerf(
     evals = sorted({float(m) for m in eval_minutes if 0 < m <= minutes})
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
-    model = NerfModel(cfg, train_v.near, train_v.far, default_bound(train_v)).to(dev)
-    rays_o, rays_d, rgb = (t.to(dev) for t in all_rays(train_v))
+    model = NerfModel(cfg, train_v.near, train_v.far, default_bound(train_v), fns).to(dev)
+    rays_o, rays_d, rgb = (t.to(dev) for t in all_rays(train_v, fns.get_rays))
     batcher = RayBatcher(rays_o, rays_d, rgb, cfg.sampler.rays_per_step, gen)
     opt = _optimizer(model)
     hist = History(config=cfg.name)
@@ -197,19 +218,21 @@ def save_nerf(path, model: NerfModel) -> None:
                            "occupancy": None if model.occupancy is None else model.occupancy.cpu()})
 
 
-def load_nerf(path, device: str | torch.device | None = None) -> NerfModel:
-    """Load a model written by :func:`save_nerf`."""
+def load_nerf(path, device: str | torch.device | None = None, **stage_functions: Callable | None) -> NerfModel:
+    """Load a model written by :func:`save_nerf`; it renders with ``stage_functions`` (``get_rays=...`` etc.,
+    see :func:`train_tinynerf`; the references where left out)."""
     state = load_checkpoint(path, ("config", "meta", "state"))
     try:
         cfg = NerfConfig.from_dict(state["config"])
     except (KeyError, TypeError) as exc:
         raise ValueError(f"checkpoint {path} has a malformed config ({exc})") from None
     meta = state["meta"]
-    model = NerfModel(cfg, meta["near"], meta["far"])
+    model = NerfModel(cfg, meta["near"], meta["far"], stages=NerfStages.of(**stage_functions))
     if model.is_grid:
         from .field import GridField
 
-        model.field = GridField(cfg.field, torch.tensor(meta["lo"]), torch.tensor(meta["hi"]), tuple(meta["res"]))
+        model.field = GridField(cfg.field, torch.tensor(meta["lo"]), torch.tensor(meta["hi"]), tuple(meta["res"]),
+                                model.stages.positional_encoding)
     model.load_state_dict(state["state"])
     model.occupancy = state.get("occupancy")
     dev = device if isinstance(device, torch.device) else pick_device(device)
