@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradescope", help="build a Gradescope autograder zip (setup.sh, run_autograder, sources)")
     p.add_argument("--assignment", required=True, type=_assignment)
     p.add_argument("--out", required=True, type=Path, help="the zip to write")
+    p.add_argument("--salt-file", type=Path, default=None, metavar="PATH",
+                   help="secret salt for the run seeds (first line of PATH), stored in the zip as "
+                        "source/autograder_salt.txt; the AUTOGRADER_SALT variable, when set on Gradescope, wins")
 
     p = sub.add_parser("verify", help="solutions score full marks, untouched releases score zero")
     p.add_argument("--solutions", type=Path, default=None, help="folder of <name>/<name>.ipynb (default: solutions/)")
@@ -131,9 +134,15 @@ def _cmd_grade(args) -> int:
             return 1
     finally:
         sandbox.close()                               # every worker is gone before the results are written
-    write_json_atomic(args.out, results_json(result, grader_version()))
+    protection = sandbox.protection_info
+    results = results_json(result, grader_version())
+    if protection:
+        results["extra_data"]["sandbox"] = {k: v for k, v in protection.items() if k != "summary"}
+    write_json_atomic(args.out, results)
     if not args.quiet:
         print(summary_table(result))
+        if protection:
+            print(f"sandbox: {protection['summary']}")
     return 0
 
 
@@ -141,9 +150,17 @@ def _cmd_batch(args) -> int:
     if not args.folder.is_dir():
         raise UsageError(f"no such folder: {args.folder}")
     from .batch import grade_batch
+    from .sandbox import SandboxError
 
-    summary = grade_batch(args.folder, args.assignment, args.out, jobs=args.jobs, cache_dir=args.cache_dir,
-                          config=_config(args), progress=not args.no_progress)
+    try:
+        summary = grade_batch(args.folder, args.assignment, args.out, jobs=args.jobs, cache_dir=args.cache_dir,
+                              config=_config(args), progress=not args.no_progress)
+    except ValueError as exc:                         # e.g. --jobs 2 in a mode that cannot isolate workers
+        raise UsageError(str(exc)) from None
+    except (SandboxError, OSError) as exc:
+        print(f"autograder: batch failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"sandbox: {summary.sandbox}")
     print(f"{len(summary.rows)} submissions: {summary.graded} graded, {summary.cached} from the cache, "
           f"{summary.failed} with grader errors -> {args.out}")
     return 0
@@ -152,8 +169,17 @@ def _cmd_batch(args) -> int:
 def _cmd_gradescope(args) -> int:
     from .gradescope import build_zip
 
-    path = build_zip(args.assignment, args.out)
-    print(f"wrote {path}")
+    salt = None
+    if args.salt_file is not None:
+        try:
+            lines = args.salt_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the salt file {args.salt_file}: {exc}") from None
+        salt = lines[0].strip() if lines else ""
+        if not salt:
+            raise UsageError(f"the salt file {args.salt_file} is empty")
+    path = build_zip(args.assignment, args.out, salt=salt)
+    print(f"wrote {path}" + (" (with the salt from --salt-file)" if salt else ""))
     return 0
 
 

@@ -2,9 +2,11 @@
 
 Hidden: the project checkout, the course_lib and autograder packages wherever they are installed, home folders,
 the shared data folder, Gradescope's /autograder, the submission's and the output's folders, plus anything in
-``AUTOGRADER_HIDE`` (os.pathsep-separated). Exposed: the interpreter's prefixes and its sys.path folders,
-minus the checkout itself (a venv inside it stays). The namespace modes mount tmpfs over the hidden folders and
-bind-mount the exposed ones back; Landlock allows reading only the exposed and system folders.
+``AUTOGRADER_HIDE`` (os.pathsep-separated). Exposed: the interpreter's prefixes and the sys.path folders that
+belong to a Python installation (the standard library, site-packages / dist-packages), never the current folder,
+the script's folder or another PYTHONPATH entry (a grader started from the folder of submissions must not show
+it to the workers). The namespace modes build a view of only the exposed and system folders (hidden folders
+inside them covered again); Landlock allows reading only the exposed and system folders.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def python_paths(hidden: list[str]) -> list[str]:
         parts = p.split(os.sep)
         install = "site-packages" in parts or "dist-packages" in parts or p in map(os.path.realpath, prefixes) \
             or any(part.startswith("python3") for part in parts[-2:])
-        if contains(root, p) and not install:
+        if not install:
             continue
         out.append(p)
     return out

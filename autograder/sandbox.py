@@ -46,14 +46,17 @@ class SandboxConfig:
     setup_timeout_s: float = 10.0      # wall clock for defining the student's code
     cpu_s_per_case: float = 5.0        # CPU seconds per case (RLIMIT_CPU = this x cases + setup)
     memory_mb: int = 768               # RLIMIT_AS of the worker (absolute; see README for the measurement)
-    nproc: int = 32                    # processes/threads the worker may add for its user
+    nproc: int = 16                    # processes and threads of the worker's tree (its own uid when root)
     fsize_mb: int = 16                 # largest file the worker may write
     tmp_mb: int = 64                   # size of its private /tmp
     nofile: int = 256
     max_output_mb: int = 64            # bytes a worker may send back for one function
     max_failures: int = 2              # timeouts/crashes per function before its remaining cases are skipped
     landlock: bool = True
-    cuda: bool | None = None           # CUDA cases (None: when the grader sees a GPU); lifts RLIMIT_AS, /dev writable
+    landlock_abi_max: int | None = None   # use at most this Landlock ABI (to reproduce an older kernel)
+    seccomp: bool = True               # the system-call filter (no sockets, SysV IPC, memfd, tracing, namespaces)
+    cuda: bool | None = None           # CUDA cases (None: when the grader sees a GPU), in their own worker
+    cuda_memory_mb: int = 4096         # that worker has no RLIMIT_AS; its control group caps host memory here
     hide: tuple[str, ...] = ()         # extra paths to hide from the worker
 
     def __post_init__(self):
@@ -108,6 +111,7 @@ class Sandbox:
         self._job = 0
         self._lock = threading.Lock()                  # jobs may be sent from several threads
         self._ready_lock = threading.Lock()
+        self._serial = threading.Lock()                # one worker at a time where workers are not isolated
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def start(self) -> "Sandbox":
@@ -154,7 +158,10 @@ class Sandbox:
         self.info = got[0]
         if not self.info.get("mode"):
             self.close()
-            raise SandboxError(f"sandbox mode {self.config.mode!r} is not available here (available: {self.info.get('available')})")
+            why = (": the grader runs as root, and a user namespace would run its workers as uid 0 outside it; "
+                   "use --sandbox root (or auto)" if self.config.mode == "userns" and self.info.get("euid") == 0 else "")
+            raise SandboxError(f"sandbox mode {self.config.mode!r} is not available here{why} "
+                               f"(available: {', '.join(m for m, ok in self.info.get('available', {}).items() if ok)})")
         if self.info["mode"] == "plain" and os.geteuid() != 0:
             from .worker.isolation import set_dumpable
 
@@ -174,6 +181,68 @@ class Sandbox:
     @property
     def mode(self) -> str:
         return self.ready()["mode"]
+
+    @property
+    def landlock_abi(self) -> int:
+        """The Landlock ABI the workers use (the kernel's, capped by the config)."""
+        abi = int(self.ready().get("landlock_abi") or 0)
+        cap = self.config.landlock_abi_max
+        return 0 if not self.config.landlock else min(abi, cap) if cap is not None else abi
+
+    @property
+    def isolates_workers(self) -> bool:
+        """Whether two workers running at once cannot signal, trace or share files with each other: always in
+        the namespace modes (own PID namespaces), with a uid per job (grader is root), or with Landlock ABI >= 6
+        (signals scoped to the sandbox). Otherwise this sandbox runs one worker at a time and ``batch`` refuses
+        ``--jobs`` above 1."""
+        info = self.ready()
+        return (info["mode"] in ("root", "userns") or bool(info.get("job_uids"))
+                or (info["mode"] == "landlock" and self.landlock_abi >= 6))
+
+    @property
+    def protection_info(self) -> dict | None:
+        """:meth:`protection`, or None when the zygote never started (nothing to report)."""
+        try:
+            return self.protection() if self.info is not None else None
+        except Exception:
+            return None
+
+    def protection(self) -> dict:
+        """What the mode in use protects and what it does not (printed by grade and batch, stored in
+        results.json): ``{"mode", "features", "unprotected", "concurrency", "summary"}``."""
+        info = self.ready()
+        mode, abi, root = info["mode"], self.landlock_abi, bool(info.get("job_uids"))
+        features = [f"uid per job" if root else "no capabilities" if mode == "userns" else "grader's uid"]
+        features.append(f"control groups {info['cgroup']}" if info.get("cgroup") else "no control group")
+        features.append("seccomp" if self.config.seccomp and info.get("seccomp") else "no seccomp")
+        features.append(f"Landlock ABI {abi}" if abi and mode != "plain" else "no Landlock")
+        gaps = ["the graded function's own inputs and its time and CPU budget",
+                "the one failing example the feedback shows"]
+        if mode == "plain":
+            gaps.append("files: the worker reads every file its uid may read (reference solutions and other "
+                        "submissions if they are readable by others) and writes where its uid may")
+        if mode in ("landlock", "plain"):
+            gaps.append("/proc shows the machine's processes (command lines), no PID namespace")
+            gaps.append("the private folder's byte budget is checked every 50 ms, not enforced by the kernel")
+        if not info.get("cgroup"):
+            gaps.append(f"memory outside the address space (tmpfs files up to the {self.config.tmp_mb} MB budget) "
+                        "and CPU beyond one core within the time limit: no control group "
+                        f"({info.get('cgroup_problem') or 'unavailable'})")
+        if not (self.config.seccomp and info.get("seccomp")):
+            gaps.append("sockets, SysV shared memory and memfd are not refused (no seccomp filter)")
+            if mode in ("landlock", "plain") and (mode == "plain" or abi < 4):
+                gaps.append("network access")
+        if self.cuda:
+            gaps.append("the CUDA cases' worker has no address-space limit (host memory: "
+                        + (f"{self.config.cuda_memory_mb} MB control group)" if info.get("cgroup") else "not capped)"))
+        if self.isolates_workers:
+            concurrency = "workers running at once cannot reach each other"
+        else:
+            concurrency = ("cannot keep concurrent workers apart (same uid, no PID namespace, no Landlock signal "
+                           "scoping): workers run one at a time and can still signal the grader")
+            gaps.append("a worker can signal the grader's processes (the run then fails, it cannot change a grade)")
+        summary = f"mode {mode} ({', '.join(features)}); not protected: " + "; ".join(gaps)
+        return {"mode": mode, "features": features, "unprotected": gaps, "concurrency": concurrency, "summary": summary}
 
     def close(self) -> None:
         if self.sock is not None:
@@ -208,19 +277,38 @@ class Sandbox:
 
     # ------------------------------------------------------------------------------------------ running
     def run_function(self, function: str, statements: list[dict], cases: list[dict]) -> FunctionRun:
-        """Run the student's ``function`` on every case (dicts with an ``id``); one outcome per case."""
+        """Run the student's ``function`` on every case (dicts with an ``id``); one outcome per case.
+
+        CUDA cases (``device`` starting with ``cuda``) run in a worker of their own, the only one without
+        ``RLIMIT_AS``; the CPU cases keep the limit whatever the machine has.
+        """
         info = self.ready()
         run = FunctionRun()
         start = time.monotonic()
-        remaining = list(cases)
+        on_gpu = [c for c in cases if str(c.get("device", "cpu")).startswith("cuda")]
+        on_cpu = [c for c in cases if c not in on_gpu]
         failures = 0
+        for group, cuda in ((on_cpu, False), (on_gpu, True)):
+            if group and run.setup_failure is None:
+                failures = self._run_cases(run, info["mode"], function, statements, group, cuda, failures)
+            elif group:
+                for case in group:
+                    run.outcomes[case["id"]] = CaseOutcome(failure=f"while defining your code, the worker "
+                                                                   f"{run.setup_failure}", kind="crash")
+        run.wall_s = time.monotonic() - start
+        return run
+
+    def _run_cases(self, run: FunctionRun, mode: str, function: str, statements: list[dict], cases: list[dict],
+                   cuda: bool, failures: int) -> int:
+        """Workers for ``cases`` until each has an outcome; returns the failures counted so far."""
+        remaining = list(cases)
         while remaining:
             if failures >= self.config.max_failures:
                 for case in remaining:
                     run.outcomes[case["id"]] = CaseOutcome(
                         failure=f"not run: the function already failed {failures} times (timeouts or crashes)", kind="not-run")
                 break
-            got_setup, replies, failure, kind, exited = self._one_worker(info["mode"], function, statements, remaining)
+            got_setup, replies, failure, kind, exited = self._one_worker(mode, function, statements, remaining, cuda)
             run.workers += 1
             run.maxrss_kb = max(run.maxrss_kb, int(exited.get("maxrss_kb") or 0))
             run.cpu_s += float(exited.get("cpu_s") or 0.0)
@@ -247,10 +335,15 @@ class Sandbox:
             run.outcomes[pending[0]["id"]] = CaseOutcome(failure=f"the worker {failure}", kind=kind)
             failures += 1
             remaining = pending[1:]
-        run.wall_s = time.monotonic() - start
-        return run
+        return failures
 
-    def _one_worker(self, mode: str, function: str, statements: list[dict], cases: list[dict]):
+    def _one_worker(self, mode: str, function: str, statements: list[dict], cases: list[dict], cuda: bool = False):
+        if self.isolates_workers:
+            return self._one_worker_unlocked(mode, function, statements, cases, cuda)
+        with self._serial:                             # workers that could reach each other run one at a time
+            return self._one_worker_unlocked(mode, function, statements, cases, cuda)
+
+    def _one_worker_unlocked(self, mode: str, function: str, statements: list[dict], cases: list[dict], cuda: bool):
         cfg = self.config
         with self._lock:
             self._job += 1
@@ -262,10 +355,12 @@ class Sandbox:
             workdir = tempfile.mkdtemp(prefix="ag-work-")
         job = {
             "job": job_id, "function": function, "statements": statements, "cases": cases,
-            "hide": self.hidden, "expose": self.expose, "workdir": workdir, "landlock": cfg.landlock, "cuda": self.cuda,
+            "hide": self.hidden, "expose": self.expose, "workdir": workdir, "landlock": cfg.landlock, "cuda": cuda,
+            "landlock_abi_max": cfg.landlock_abi_max, "seccomp": cfg.seccomp,
             "hard_timeout": cfg.setup_timeout_s + cfg.case_timeout_s * (len(cases) + 1),
             "limits": {"as_mb": cfg.memory_mb, "cpu_s": int(cfg.setup_timeout_s + cfg.cpu_s_per_case * len(cases)) + 1,
-                       "nproc": cfg.nproc, "fsize_mb": cfg.fsize_mb, "tmp_mb": cfg.tmp_mb, "nofile": cfg.nofile},
+                       "nproc": cfg.nproc, "fsize_mb": cfg.fsize_mb, "tmp_mb": cfg.tmp_mb, "nofile": cfg.nofile,
+                       "cuda_memory_mb": cfg.cuda_memory_mb},
         }
         res_r, res_w = os.pipe()
         st_r, st_w = os.pipe()
@@ -395,8 +490,15 @@ def _undefined(setup: dict | None) -> str:
 
 def _describe_exit(exited: dict, cfg: SandboxConfig) -> str:
     sig, code = exited.get("signal"), exited.get("code")
-    if exited.get("killed") == "deadline":
+    killed = exited.get("killed")
+    if killed == "deadline":
         return "ran past the overall time limit and was stopped"
+    if killed == "cpu":
+        return "used more CPU time than its budget (all its processes together) and was stopped"
+    if killed == "disk":
+        return (f"wrote more than {cfg.tmp_mb} MB (or too many files) into its folder and was stopped")
+    if killed == "memory":
+        return f"went over the {cfg.memory_mb} MB memory limit (all kinds of memory counted) and was killed"
     if sig is not None:
         if sig in _SIGNALS:
             return _SIGNALS[sig]

@@ -9,24 +9,30 @@ costs about 25-30 ms of forking and confinement). For every job (one graded func
 
 Run modes (chosen once by probing, or forced):
 
-* ``root``     grader is root: new mount, PID, network and IPC namespaces; tmpfs over the grader's folders,
-               /tmp and the home folders (the Python installation is bind-mounted back, read-only); runner is
-               PID 1 of its namespace, so when it dies the kernel kills every process it started; then
-               setuid to ``nobody``; Landlock on top when available.
+* ``root``     grader is root: new mount, PID, network and IPC namespaces; an allow-list view of the file
+               system (a tmpfs root holding the Python installation and the system folders read-only and a
+               private size-capped /tmp, see confine.py); runner is PID 1 of its namespace, so when it dies the
+               kernel kills every process it started; then setuid to the job's own uid; Landlock on top.
 * ``userns``   not root, user namespaces allowed: the same, inside a new user namespace, with every capability
                dropped instead of changing user.
-* ``landlock`` no namespaces (still ``nobody`` when root): a Landlock allow-list (read the Python installation
-               and system folders, write a private temporary folder, no TCP, no signals out of the sandbox);
-               the supervisor is a child subreaper and kills every descendant when the runner ends.
-* ``plain``    only resource limits, the import blocker, the subreaper clean-up and (when root) ``nobody``.
+* ``landlock`` no namespaces: a Landlock allow-list (read the Python installation and system folders, write a
+               private folder whose size the supervisor watches, no TCP, no signals out of the sandbox from ABI
+               6); the job's own uid when root; the supervisor is a child subreaper and kills every descendant
+               when the runner ends.
+* ``plain``    only resource limits, seccomp, the import blocker, the subreaper clean-up and (when root) the
+               job's own uid, whose files in the shared temporary folders are removed afterwards.
 
-Resource limits in every mode: address space, CPU seconds, processes, file size, open files, no core dumps.
-The protocol with the grader is in sandbox.py (grader side); messages use the wire format.
+Every job that starts as root runs under its own uid (``JOB_UID_BASE`` + the supervisor's pid, unique while the
+job lives), so concurrent workers, even of different submissions, cannot signal, trace or share files with one
+another and ``RLIMIT_NPROC`` counts exactly the job's processes. In every mode: address space (except for the
+CUDA cases' worker), CPU seconds, processes, file size, open files, no core dumps, a seccomp filter (no sockets,
+no SysV IPC or memfd, no tracing, no new namespaces), and, where control groups can be created (as root), one
+group per job capping memory of every kind, processes and CPU (at most one CPU; the tree's CPU time is
+watched). The protocol with the grader is in sandbox.py (grader side); messages use the wire format.
 """
 from __future__ import annotations
 
 import os
-import pwd
 import select
 import shutil
 import signal
@@ -35,11 +41,16 @@ import time
 
 import torch
 
-from . import confine, wire
+from . import cgroups, confine, wire
 from . import isolation as iso
 from .modes import MODES
 
-__all__ = ["zygote_main", "MODES"]
+__all__ = ["zygote_main", "MODES", "JOB_UID_BASE"]
+
+JOB_UID_BASE = 0x7F000000          # + supervisor pid (< 2**22): ids no account and no file normally uses
+_WATCH_S = 0.05                    # how often the supervisor checks CPU time and the folder's size
+_MAX_FOLDER_ENTRIES = 4096
+_CGROUPS: cgroups.CgroupParent | None = None
 
 
 # ------------------------------------------------------------------------------------------------ probing
@@ -52,14 +63,14 @@ def _probe(mode: str) -> bool:
                 if os.geteuid() != 0:
                     os._exit(1)
                 iso.unshare(iso.CLONE_NEWNS | iso.CLONE_NEWPID | iso.CLONE_NEWNET | iso.CLONE_NEWIPC)
-                iso.make_mounts_private()
-                iso.mount_tmpfs("/tmp", 1)
+                _probe_view()
             elif mode == "userns":
+                if os.geteuid() == 0:                  # its workers would be uid 0 outside: root uses "root"
+                    os._exit(1)
                 uid, gid = os.getuid(), os.getgid()
                 iso.unshare(iso.CLONE_NEWUSER | iso.CLONE_NEWNS | iso.CLONE_NEWPID | iso.CLONE_NEWNET | iso.CLONE_NEWIPC)
                 iso.write_id_maps(uid, gid)
-                iso.make_mounts_private()
-                iso.mount_tmpfs("/tmp", 1)
+                _probe_view()
             elif mode == "landlock":
                 iso.landlock_restrict(["/usr"], [], None)
             os._exit(0)
@@ -67,6 +78,15 @@ def _probe(mode: str) -> bool:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status) == 0
+
+
+def _probe_view() -> None:
+    """The steps of the allow-list view (confine.py) that a kernel or container may refuse."""
+    iso.make_mounts_private()
+    iso.mount_tmpfs("/tmp", 1)
+    os.mkdir("/tmp/.old", 0o700)
+    iso.pivot_root("/tmp", "/tmp/.old")
+    iso.detach_mount("/.old")
 
 
 def choose_mode(requested: str) -> tuple[str, dict]:
@@ -80,6 +100,7 @@ def choose_mode(requested: str) -> tuple[str, dict]:
 # ------------------------------------------------------------------------------------------------ zygote
 def zygote_main(sock_fd: int, requested_mode: str = "auto") -> None:
     """Serve jobs from the grader until it closes the socket."""
+    global _CGROUPS
     try:
         iso.set_dumpable(False)                      # same-uid sandboxes cannot ptrace the zygote
     except OSError:
@@ -87,27 +108,39 @@ def zygote_main(sock_fd: int, requested_mode: str = "auto") -> None:
     sock = socket.socket(fileno=sock_fd)
     _preload()
     mode, available = choose_mode(requested_mode)
+    _CGROUPS, cgroup = cgroups.open_parent(f"autograder-{os.getpid()}") if mode else (None, "")
     wire.send_msg(sock, {
         "kind": "ready", "mode": mode, "available": available, "landlock_abi": iso.landlock_abi(),
-        "pid": os.getpid(), "torch": torch.__version__,
+        "pid": os.getpid(), "torch": torch.__version__, "euid": os.geteuid(),
+        "cgroup": cgroup if _CGROUPS is not None else "", "cgroup_problem": "" if _CGROUPS is not None else cgroup,
+        "seccomp": iso.seccomp_supported(), "job_uids": os.geteuid() == 0 and mode != "userns",
     })
     if not mode:
         os._exit(3)
-    while True:
-        _reap()
-        got = wire.recv_msg(sock, max_fds=3)
-        if got is None:
-            break
-        job, fds = got
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            try:
-                supervise(job, mode, *fds)
-            finally:
-                os._exit(1)
-        for fd in fds:
-            os.close(fd)
+    try:
+        while True:
+            _reap()
+            got = wire.recv_msg(sock, max_fds=3)
+            if got is None:
+                break
+            job, fds = got
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                try:
+                    supervise(job, mode, *fds)
+                finally:
+                    os._exit(1)
+            for fd in fds:
+                os.close(fd)
+    finally:
+        if _CGROUPS is not None:
+            while True:                                # the supervisors remove their own groups
+                try:
+                    os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
+            _CGROUPS.remove()
     os._exit(0)
 
 
@@ -132,6 +165,8 @@ def _reap() -> None:
             return
         if pid == 0:
             return
+        if _CGROUPS is not None:                       # a supervisor killed before it removed its group
+            _CGROUPS.remove_job(f"job-{pid}")
 
 
 # ------------------------------------------------------------------------------------------------ supervisor
@@ -167,15 +202,25 @@ def supervise(job: dict, mode: str, results_w: int, status_w: int, kill_r: int) 
             pass
 
     run_uid, run_gid = os.getuid(), os.getgid()
-    if os.geteuid() == 0 and mode != "userns":          # root without namespaces still drops to nobody
-        nobody = pwd.getpwnam("nobody")
-        run_uid, run_gid = nobody.pw_uid, nobody.pw_gid
+    if os.geteuid() == 0:                               # every job its own uid: workers cannot reach each other
+        run_uid = run_gid = JOB_UID_BASE + os.getpid()
         if job.get("workdir"):
             os.chown(job["workdir"], run_uid, run_gid)
+    limits = dict(job["limits"])
+    limits["as_bytes"] = max(int(limits["as_mb"]) << 20, (_vmsize_kb() << 10) + (64 << 20))
+    limits["nproc_total"] = int(limits["nproc"]) + (1 if run_uid >= JOB_UID_BASE else _count_processes(run_uid))
+    group = None
+    if _CGROUPS is not None:
+        memory = (int(limits["cuda_memory_mb"]) if job.get("cuda") else int(limits["as_mb"])) << 20
+        try:
+            group = _CGROUPS.job(f"job-{os.getpid()}", memory, int(limits["nproc"]))
+        except OSError as exc:
+            report({"event": "error", "message": f"sandbox set-up failed: control group: {exc}"})
+            os._exit(1)
     try:
         if mode in ("root", "userns"):
             flags = iso.CLONE_NEWNS | iso.CLONE_NEWPID | iso.CLONE_NEWNET | iso.CLONE_NEWIPC
-            if mode == "userns":
+            if mode == "userns":                       # never as root (choose_mode refuses it)
                 iso.unshare(flags | iso.CLONE_NEWUSER)
                 iso.write_id_maps(run_uid, run_gid)
             else:
@@ -185,10 +230,8 @@ def supervise(job: dict, mode: str, results_w: int, status_w: int, kill_r: int) 
             iso.set_child_subreaper()
     except OSError as exc:
         report({"event": "error", "message": f"sandbox set-up failed: {exc}"})
+        _cleanup(group, None, run_uid, mode)
         os._exit(1)
-    limits = dict(job["limits"])
-    limits["as_bytes"] = max(int(limits["as_mb"]) << 20, (_vmsize_kb() << 10) + (64 << 20))
-    limits["nproc_total"] = _count_processes(run_uid) + int(limits["nproc"])
     go_r, go_w = os.pipe()
     conf_r, conf_w = os.pipe()                          # the runner says "confined" (or why not) before student code
     pid = os.fork()
@@ -202,28 +245,102 @@ def supervise(job: dict, mode: str, results_w: int, status_w: int, kill_r: int) 
     os.close(go_r)
     os.close(conf_w)
     os.close(results_w)
+    if group is not None:
+        try:
+            group.attach(pid)
+        except OSError as exc:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            report({"event": "error", "message": f"sandbox set-up failed: control group: {exc}"})
+            _cleanup(group, None, run_uid, mode)
+            os._exit(1)
     report({"event": "started", "pid": pid, "as_limit_mb": limits["as_bytes"] >> 20})
     os.write(go_w, b"g")
     os.close(go_w)
-    killed = _wait_or_kill(pid, kill_r, time.monotonic() + float(job["hard_timeout"]))
+    watch = _watcher(job, limits, group, mode)
+    killed = _wait_or_kill(pid, kill_r, time.monotonic() + float(job["hard_timeout"]), watch)
     _, status, usage = os.wait4(pid, 0)
     confined = _read_all(conf_r)
     if not confined.startswith(b"c") and killed is None:
         reason = confined[1:].decode(errors="replace") if confined.startswith(b"E") else "the runner died while confining itself"
         report({"event": "error", "message": f"sandbox set-up failed in the runner: {reason}"})
-    if mode in ("landlock", "plain"):
-        _kill_descendants()
-        if job.get("workdir"):
-            shutil.rmtree(job["workdir"], ignore_errors=True)
+    cpu = group.cpu_seconds() if group is not None else float(usage.ru_utime + usage.ru_stime)
+    if killed is None and group is not None and group.oom_killed():
+        killed = "memory"
+    _cleanup(group, job.get("workdir"), run_uid, mode)
     report({
         "event": "exited",
         "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "killed": killed,
         "maxrss_kb": int(usage.ru_maxrss),
-        "cpu_s": float(usage.ru_utime + usage.ru_stime),
+        "cpu_s": cpu,
     })
     os._exit(0)
+
+
+def _cleanup(group, workdir: str | None, run_uid: int, mode: str) -> None:
+    """Nothing of the job survives: its processes, its control group, its folder, its files in /tmp."""
+    if mode in ("landlock", "plain"):
+        _kill_descendants()
+    if group is not None:
+        group.kill_all()
+        group.remove()
+    if workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if mode == "plain" and run_uid >= JOB_UID_BASE:    # plain mode may write wherever the world may
+        for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if entry.stat(follow_symlinks=False).st_uid == run_uid:
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
+                except OSError:
+                    pass
+
+
+def _folder_usage(path: str, limit_entries: int) -> tuple[int, int]:
+    """(bytes allocated, entries) under ``path``; stops counting past ``limit_entries``."""
+    total, count, stack = 0, 0, [path]
+    while stack and count <= limit_entries:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            count += 1
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return total, count
+
+
+def _watcher(job: dict, limits: dict, group, mode: str):
+    """A check run every few milliseconds while the runner lives: a kill reason, or None."""
+    cpu_budget = float(limits["cpu_s"])
+    folder = job.get("workdir") if mode in ("landlock", "plain") else None
+    budget = int(limits["tmp_mb"]) << 20
+
+    def check() -> str | None:
+        if group is not None and group.cpu_seconds() > cpu_budget:
+            return "cpu"
+        if folder:
+            used, entries = _folder_usage(folder, _MAX_FOLDER_ENTRIES)
+            if used > budget or entries > _MAX_FOLDER_ENTRIES:
+                return "disk"
+        return None
+
+    return check if (group is not None or folder) else None
 
 
 def _read_all(fd: int) -> bytes:
@@ -237,7 +354,7 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _wait_or_kill(pid: int, kill_r: int, deadline: float) -> str | None:
+def _wait_or_kill(pid: int, kill_r: int, deadline: float, watch=None) -> str | None:
     pidfd = os.pidfd_open(pid)
     try:
         while True:
@@ -245,11 +362,15 @@ def _wait_or_kill(pid: int, kill_r: int, deadline: float) -> str | None:
             if remaining <= 0:
                 reason = "deadline"
                 break
-            ready, _, _ = select.select([pidfd, kill_r], [], [], remaining)
+            ready, _, _ = select.select([pidfd, kill_r], [], [], min(remaining, _WATCH_S) if watch else remaining)
             if pidfd in ready:
                 return None
             if kill_r in ready:
                 reason = "grader"
+                break
+            over = watch() if watch and not ready else None
+            if over:
+                reason = over
                 break
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         try:

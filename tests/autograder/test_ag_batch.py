@@ -45,7 +45,8 @@ def test_batch_writes_one_row_per_submission_with_scores_and_errors(submissions,
     assert "not valid JSON" in rows["dave/a1_gans.ipynb"]["error"] and rows["dave/a1_gans.ipynb"]["total"] == "0.0"
     assert summary.graded == 4 and summary.cached == 0 and summary.failed == 0
     with open(out, newline="") as f:
-        assert next(csv.reader(f)) == ["submission", "sha256", "discriminator_loss", "generator_loss", "total", "max_total", "error"]
+        assert next(csv.reader(f)) == ["submission", "sha256", "discriminator_loss", "generator_loss", "total", "max_total", "error",
+                                     "sandbox_mode"]
     again = grade_batch(submissions, "a1_gans", out, jobs=1, progress=False)
     assert again.cached == 4 and again.graded == 0 and _rows(out) == rows
 
