@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench selfcheck venv clean-venv notebooks release
+.PHONY: demo test bench selfcheck venv clean-venv notebooks release student
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/setup_venv.sh
 	bash scripts/setup_venv.sh $(VENV) dev
 	@touch $@
 
-demo: release
+demo: student
 	$(PY) -m course_lib.selfcheck
 	$(PY) -m course_lib.bench
 	$(PY) scripts/demo.py
@@ -46,3 +46,9 @@ notebooks: $(STAMP)
 # solutions/ -> assignments/ (the student release) with nbgrader generate_assignment
 release: notebooks
 	$(PY) scripts/release.py
+
+# dist/student/: the student edition (a wheel of course_lib without the answers, the release notebooks, a README),
+# leak-scanned. RELEASE=a1_gans,a4_rendering hands out those assignments' references too.
+RELEASE ?=
+student: release
+	$(PY) scripts/student.py --release "$(RELEASE)"

@@ -31,7 +31,16 @@ def output_names(fn) -> list[str]:
     m = re.search(r"Returns:\s*``\(([^`]*)\)``", doc)
     if not m:
         return []
-    return [part.strip().split()[0] for part in m.group(1).split(",") if part.strip()]
+    parts, depth, current = [], 0, ""
+    for ch in m.group(1):                                  # split on the commas outside [...] shapes
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [part.strip().split()[0] for part in parts if part.strip()]
 
 
 def function_data(spec) -> dict:

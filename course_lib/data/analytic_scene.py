@@ -27,6 +27,7 @@ References:
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from ..rendering import get_rays, sphere_trace, volume_render
-from .cache import cached, from_uint8, to_uint8
+from ..manifest import is_withheld, reference
+from .cache import PACKAGED_DIR, cached, from_uint8, to_uint8
 from .containers import NerfData
 from .textures import hsv_to_rgb
 
@@ -266,6 +268,12 @@ def _generate(n_views: int, n_holdout: int, size: int, seed: int, beta: float):
     return arrays, {"focal": focal, "near": 2.0, "far": 6.0}
 
 
+def _packaged_scenes() -> list[dict]:
+    """The scene parameters shipped inside the package (the student edition's; none in the instructor edition)."""
+    index = PACKAGED_DIR / "index.json"
+    return [entry["params"] for entry in json.loads(index.read_text())] if index.is_file() else []
+
+
 def nerf_scene(
     n_views: int = 100,
     size: int = 100,
@@ -299,8 +307,14 @@ def nerf_scene(
     if not (isinstance(beta, (int, float)) and 1e-4 <= beta <= 0.1):
         raise ValueError(f"beta must be a number in [1e-4, 0.1], got {beta!r}")
     params = {"n_views": n_views, "size": size, "seed": seed, "n_holdout": n_holdout, "beta": float(beta)}
-    arrays, meta = cached("nerf_scene", VERSION, params,
-                          lambda: _generate(n_views, n_holdout, size, seed, float(beta)), cache, cache_dir)
+
+    def build():
+        if any(is_withheld(reference(name)) for name in ("get_rays", "sphere_trace", "volume_render")):
+            raise ValueError(f"nerf_scene({params}) is not shipped with this edition of course_lib, whose scene renderer "
+                             f"needs references it withholds; shipped: {_packaged_scenes() or 'none'}")
+        return _generate(n_views, n_holdout, size, seed, float(beta))
+
+    arrays, meta = cached("nerf_scene", VERSION, params, build, cache, cache_dir)
     return NerfData(images=from_uint8(arrays["images"]), poses=arrays["poses"], focal=float(meta["focal"]),
                     near=float(meta["near"]), far=float(meta["far"]), holdout=arrays["holdout"].bool(),
                     alphas=arrays["alphas"])

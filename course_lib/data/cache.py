@@ -30,7 +30,8 @@ from ..atomic import write_bytes_atomic
 from ..utils import single_threaded
 
 __all__ = ["to_uint8", "from_uint8", "data_dir", "cache_key", "cache_path", "cached", "atomic_write_bytes",
-           "CacheCorrupted", "CacheWarning"]
+           "CacheCorrupted", "CacheWarning", "PACKAGED_DIR",
+           "packaged_path"]
 
 ENV_VAR = "COURSE_DATA_DIR"
 _MAGIC = b"COURSE_LIB_CACHE 1\n"
@@ -120,6 +121,15 @@ def cache_path(name: str, version: int, params: dict, directory: str | os.PathLi
     return data_dir(directory) / "synthetic" / f"{name}-{cache_key(name, version, params)}.bin"
 
 
+# Data sets shipped inside the package (the student edition ships the scenes its notebooks use, because the
+# scene renderer needs references it withholds): read-only, consulted after the cache folder.
+PACKAGED_DIR = Path(__file__).with_name("packaged")
+
+
+def packaged_path(name: str, version: int, params: dict) -> Path:
+    return PACKAGED_DIR / f"{name}-{cache_key(name, version, params)}.bin"
+
+
 def cached(
     name: str,
     version: int,
@@ -140,11 +150,12 @@ def cached(
     if not cache:
         return _build(build)
     path = cache_path(name, version, params, directory)
-    if path.is_file():
-        try:
-            return _decode(path.read_bytes(), path)
-        except (CacheCorrupted, ValueError, OSError, KeyError) as exc:
-            warnings.warn(f"regenerating {name}: cache file is unusable ({exc})", CacheWarning, stacklevel=3)
+    for candidate in (path, packaged_path(name, version, params)):
+        if candidate.is_file():
+            try:
+                return _decode(candidate.read_bytes(), candidate)
+            except (CacheCorrupted, ValueError, OSError, KeyError) as exc:
+                warnings.warn(f"regenerating {name}: cache file is unusable ({exc})", CacheWarning, stacklevel=3)
     arrays, meta = _build(build)
     try:
         atomic_write_bytes(path, _encode(arrays, meta))

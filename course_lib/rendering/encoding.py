@@ -21,12 +21,7 @@ import torch
 
 from .._validate import check_int, check_tensor
 
-__all__ = ["positional_encoding", "encoding_width"]
-
-
-def encoding_width(dim: int, num_freqs: int, include_input: bool = True) -> int:
-    """Output width of :func:`positional_encoding` for ``dim`` input coordinates: ``D * (include_input + 2L)``."""
-    return dim * (int(include_input) + 2 * num_freqs)
+__all__ = ["positional_encoding"]
 
 
 def positional_encoding(x: torch.Tensor, num_freqs: int, include_input: bool = True) -> torch.Tensor:

@@ -23,7 +23,8 @@ def simulate(spec: FunctionSpec, fn, seed: int = 1234) -> dict[str, list]:
         verdicts = []
         for case in factory.items:
             m = materialize(spec, case)
-            reply = wire.decode(wire.encode(runner.run_case(fn, _worker_case(case, m))))
+            job = wire.decode(wire.encode(_worker_case(case, m)))          # the worker gets its own copies
+            reply = wire.decode(wire.encode(runner.run_case(fn, job)))
             verdicts.append((check.judge or value)(Context(spec, case, m, CaseOutcome(reply=reply))))
         out[check.name] = verdicts
     return out
