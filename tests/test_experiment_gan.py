@@ -1,9 +1,11 @@
 """Does the DCGAN experiment reach the numbers the a1_gans notebook states, with the reference losses?"""
 
+import inspect
+
 import pytest
 import torch
 
-from course_lib import discriminator_loss, generator_loss
+from course_lib import discriminator_loss, generator_loss, manifest
 from course_lib.dcgan import DCGANConfig, Discriminator, Generator, train_dcgan
 from course_lib.experiments import gan
 from helpers import run_smoke_cli, unimplemented
@@ -50,6 +52,18 @@ def test_frechet_distance_known_cases():
 def test_experiment_reports_unimplemented_losses_clearly():
     with pytest.raises(NotImplementedError, match="discriminator_loss"):
         gan.run(unimplemented, generator_loss, gan.GANExperiment.smoke(), progress=False)
+
+
+def test_losses_left_out_are_the_references_or_a_clear_error_where_withheld(monkeypatch):
+    params = inspect.signature(gan.run).parameters
+    assert params["discriminator_loss"].default is None and params["generator_loss"].default is None
+
+    def withheld(*args, **kwargs):
+        raise AssertionError("a withheld reference was called")
+    withheld.__withheld__ = True
+    monkeypatch.setattr(manifest, "reference", lambda name: withheld)     # the student edition's stand-ins
+    with pytest.raises(manifest.WithheldError, match="this needs your own `generator_loss`"):
+        gan.run(discriminator_loss, exp=gan.GANExperiment.smoke(), progress=False)
 
 
 def test_cli_smoke_run_prints_the_metric_last():
