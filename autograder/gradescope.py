@@ -6,6 +6,12 @@ Ubuntu image to build the grading image, then ``run_autograder`` per submission,
 named ``<assignment>.ipynb`` when there are several); the folders and the interpreter can be redirected with
 ``AUTOGRADER_SUBMISSION_DIR``, ``AUTOGRADER_RESULTS_DIR``, ``AUTOGRADER_SOURCE_DIR`` and ``AUTOGRADER_PYTHON``
 (the tests run it that way, against a temporary folder).
+
+The secret salt of the run seeds (``AUTOGRADER_SALT``; without it a student who knows the grader could
+reproduce the hidden inputs) reaches Gradescope in one of two ways: ``python -m autograder gradescope --salt-file
+PATH`` stores it in the zip as ``source/autograder_salt.txt`` (the zip is uploaded by staff and the file lies in
+/autograder/source, which workers cannot see), or an ``AUTOGRADER_SALT`` environment variable set for the
+autograder on Gradescope, which wins over the file.
 """
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ A hidden test cell in a solution notebook reads::
 
 Inside the kernel that ``nbgrader autograde`` runs, :func:`points` grades the notebook file being autograded
 (nbgrader copies the submission into the kernel's working folder; pass ``notebook=`` to name it) with the same
-out-of-process grader as ``python -m autograder grade``, caches the results per notebook hash in the temporary
-folder (one grading run serves every cell), prints the function's feedback to stdout and returns its points as
-a plain float. It writes nothing to stderr: nbgrader gives 0 to a cell with any stderr output.
+out-of-process grader as ``python -m autograder grade``, caches the results per notebook hash in a private
+folder of the temporary folder (one grading run serves every cell; a cache folder that another user could have
+prepared is never read), prints the function's feedback to stdout and returns its points as a plain float. It writes nothing to stderr: nbgrader gives 0 to a cell with any stderr output.
 
 nbgrader reads partial credit from a float result (``nbgrader.utils.determine_grade``); this module never runs
 student code itself and never imports the hidden checks into the kernel.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -49,10 +50,36 @@ def find_notebook(assignment: str, folder: str | Path | None = None) -> Path:
                             "pass notebook=PATH")
 
 
+_PRIVATE: list[Path] = []                  # a fallback folder, made once per kernel
+
+
+def _is_private(path: Path) -> bool:
+    """A real folder (not a link) owned by this user that nobody else may enter or write."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 def _cache_dir() -> Path:
+    """The results cache: ``autograder-nbgrader-<uid>`` in the temporary folder when this user made it private;
+    a name anyone could have created first (owned by someone else, open to others, a symbolic link) is never
+    trusted, and a private folder of this kernel's own is used instead (no sharing between kernels then)."""
     path = Path(tempfile.gettempdir()) / f"autograder-nbgrader-{os.getuid()}"
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return _fallback_dir()
+    return path if _is_private(path) else _fallback_dir()
+
+
+def _fallback_dir() -> Path:
+    if not _PRIVATE or not _is_private(_PRIVATE[0]):
+        _PRIVATE[:] = [Path(tempfile.mkdtemp(prefix="autograder-nbgrader-"))]
+    return _PRIVATE[0]
 
 
 def cached_results(notebook: str | Path, assignment: str, timeout: float = 900.0) -> dict:
@@ -61,13 +88,14 @@ def cached_results(notebook: str | Path, assignment: str, timeout: float = 900.0
     data = notebook.read_bytes()
     key = hashlib.sha256(data + b"\0" + assignment.encode() + b"\0" + os.environ.get("AUTOGRADER_SALT", "").encode()
                          + b"\0" + sources_digest().encode())
-    entry = _cache_dir() / f"{key.hexdigest()[:32]}.json"
+    folder = _cache_dir()
+    entry = folder / f"{key.hexdigest()[:32]}.json"
     if entry.is_file():
         try:
             return json.loads(entry.read_text())
         except ValueError:
             pass
-    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=_cache_dir())
+    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=folder)
     os.close(fd)
     env = dict(os.environ)
     env["PYTHONPATH"] = _PKG_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
