@@ -1,7 +1,7 @@
 """SimCLR and MoCo on glyphs (or an image folder): do contrastive features beat an untrained encoder?
 
     python -m course_lib.experiments.contrastive [--method simclr|moco] [--images DIR] [--batch-size N]
-                                                 [--steps S] [--seed K]
+                                                 [--steps S] [--seed K] [--head mlp|linear]
 
 Trains the small conv encoder + projection head of :mod:`course_lib.models` without labels, on two
 :mod:`course_lib.augment` views of every image, with the loss functions passed in (the student's in the
@@ -12,6 +12,11 @@ notebook, the course_lib references from the command line):
   (symmetrised, as in MoCo's CIFAR-10 demo and MoCo v3), with a queue of earlier keys as negatives
   (``enqueue``) -- K negatives whatever the batch size. The order of one step follows MoCo's Algorithm 1:
   loss, backward, optimiser step, momentum update (``momentum_update``), enqueue.
+
+MoCo v2 (Chen, Fan, Girshick, He 2020) changed three things of MoCo v1: a two-layer MLP projection head in
+place of v1's single linear layer, SimCLR's stronger augmentation (blur added, stronger colour jitter) and a
+cosine learning-rate schedule. This loop always uses the last two; ``--head linear`` swaps the MLP head for
+v1's linear one (the head ablation).
 
 The representation is judged by weighted kNN (k = 200, tau = 0.1; :mod:`course_lib.train.knn`) on the frozen
 encoder features ``h = f(x)`` (not the projection ``g(h)``) of a held-out 20% of the images, against the
@@ -34,6 +39,8 @@ References:
     ICML 2020 (SimCLR; augmentations, section 3 and Fig. 5; projection head, section 4.2).
     He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020
     (MoCo; Algorithm 1, momentum, queue).
+    Chen, Fan, Girshick, He, "Improved Baselines with Momentum Contrastive Learning", 2020 (MoCo v2: MLP head,
+    augmentation, cosine schedule; Table 1).
     Chen, Xie, He, "An Empirical Study of Training Self-Supervised Vision Transformers", ICCV 2021 (MoCo v3;
     the symmetrised loss).
     Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning via Non-Parametric Instance Discrimination", CVPR 2018
@@ -66,6 +73,7 @@ __all__ = ["ContrastiveExperiment", "History", "load_split", "augment_config", "
            "SimCLRObjective", "MoCoObjective", "train", "run", "main"]
 
 METHODS = ("simclr", "moco")
+HEADS = ("mlp", "linear")
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class ContrastiveExperiment:
     holdout: float = 0.2                 # labelled images kept out of training for the kNN evaluation
     width: int = 16                      # encoder widths 16, 32, 64, 128 -> h of size 128
     out_dim: int = 128                   # projection z
+    head: str = "mlp"                    # "mlp" (SimCLR, MoCo v2) or "linear" (MoCo v1: one linear layer)
     batch_size: int = 32
     steps: int = 1600                    # about 10 epochs of the 4800 training images
     lr: float = 1e-3                     # Adam, cosine decay to 0
@@ -114,6 +123,8 @@ class ContrastiveExperiment:
             raise ValueError(f"moco_momentum must be in [0, 1], got {self.moco_momentum}")
         if not 0.0 < self.holdout < 1.0:
             raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         augment_config(self)                                   # crop_min / strength / probabilities
@@ -153,9 +164,11 @@ def load_split(exp: ContrastiveExperiment) -> ImageSplit:
 
 
 def build_net(exp: ContrastiveExperiment, in_channels: int) -> ContrastiveNet:
-    """Encoder f (features h, 8 * width wide) and projection head g (8 * width -> 8 * width -> out_dim)."""
+    """Encoder f (features h, 8 * width wide) and projection head g: ``8w -> 8w -> out_dim`` (``head="mlp"``) or
+    one linear layer ``8w -> out_dim`` (``head="linear"``, MoCo v1's fc output)."""
+    hidden = 8 * exp.width if exp.head == "mlp" else 0
     return ContrastiveNet(EncoderConfig(in_channels=in_channels, width=exp.width),
-                          HeadConfig(hidden_dim=8 * exp.width, out_dim=exp.out_dim))
+                          HeadConfig(hidden_dim=hidden, out_dim=exp.out_dim))
 
 
 def knn_eval(fn: Callable[[torch.Tensor], torch.Tensor], split: ImageSplit, exp: ContrastiveExperiment,
@@ -334,13 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="images per step (default 32)")
     parser.add_argument("--steps", type=int, help="training steps (default 1600; 4 with COURSE_SMOKE=1)")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--head", choices=HEADS, help="projection head (default mlp; linear: MoCo v1's)")
     args = parser.parse_args(argv)
     exp = ContrastiveExperiment.smoke() if smoke_mode() else ContrastiveExperiment()
     if args.images is not None:
         if not Path(args.images).exists():
             parser.error(f"--images {args.images}: no such folder or archive")
         exp = replace(exp, data=args.images)
-    overrides = {"batch_size": args.batch_size, "steps": args.steps, "seed": args.seed}
+    overrides = {"batch_size": args.batch_size, "steps": args.steps, "seed": args.seed, "head": args.head}
     try:
         exp = replace(exp, **{k: v for k, v in overrides.items() if v is not None}).validate()
         out = run(exp=exp, method=args.method, progress=sys.stderr.isatty())
@@ -349,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     m = out["metrics"]
     print(f"{args.method}: batch {exp.batch_size}, {exp.steps} steps, {m['negatives']} negatives per anchor, "
-          f"data {exp.data}")
+          f"{exp.head} head, data {exp.data}")
     print(f"kNN accuracy (k={exp.knn_k}) on held-out images: trained encoder {m['knn_acc']:.3f}, same encoder at "
           f"random init {m['knn_acc_random_init']:.3f}, raw pixels {m['knn_acc_pixels']:.3f}, chance {m['chance']:.3f}")
     print(format_metrics({"knn_acc": m["knn_acc"], "knn_acc_random_init": m["knn_acc_random_init"]}))
