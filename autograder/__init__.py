@@ -1,7 +1,7 @@
 """autograder: grade a submitted notebook out of process against the reference implementations in course_lib.
 
 The grader extracts the graded functions from the notebook without running it (notebook.py), runs them in
-isolated worker processes (sandbox.py, worker.py, isolation.py, runner.py) on cases generated and scored in
+isolated worker processes (sandbox.py, worker/) on cases generated and scored in
 the grader's own process (registry/, grading.py), and writes a Gradescope results.json (results.py).
 Command line: ``python -m autograder grade|batch|gradescope|verify|bench`` (cli.py).
 

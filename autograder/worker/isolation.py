@@ -1,20 +1,20 @@
 """Operating-system isolation primitives for the worker processes (Linux; ctypes only, no dependencies).
 
-Each graded function runs in a process tree set up like this (see worker.py)::
+Each graded function runs in a process tree set up like this (see zygote.py)::
 
     zygote --fork--> supervisor --unshare(ns)+fork--> runner (PID 1 of a new PID namespace)
                      (trusted)                        (runs student code)
 
-The primitives here are: namespaces (mount, PID, network, IPC, and a user namespace when not root), a private
-view of the file system (tmpfs over the grader's folders, the student's home and the temporary folders, with the
-Python installation bind-mounted back), resource limits, dropping privileges (to ``nobody`` when root, or
-clearing every capability), Landlock (a kernel allow-list of readable / writable paths plus, from ABI 6,
-a ban on signalling processes outside the sandbox) and ``no_new_privs``. Every primitive reports whether it
-worked; which ones are used depends on the run mode chosen in worker.py.
+The primitives here are: namespaces (mount, PID, network, IPC, and a user namespace when not root), mounts for
+the allow-list view of the file system (tmpfs, bind mounts of held descriptors, proc, pivot_root, lazy unmount;
+see confine.py), resource limits, dropping privileges (to the job's uid when root, or clearing every capability),
+Landlock (a kernel allow-list of readable / writable paths plus, from ABI 6, a ban on signalling processes
+outside the sandbox), a seccomp filter of system calls and ``no_new_privs``. Each primitive raises OSError when
+it cannot be applied; which ones are used depends on the run mode chosen in zygote.py.
 
 References:
-    namespaces(7), pid_namespaces(7), user_namespaces(7), mount(2), prctl(2), setrlimit(2);
-    the Landlock documentation, https://docs.kernel.org/userspace-api/landlock.html (ABI versions 1-7).
+    namespaces(7), pid_namespaces(7), user_namespaces(7), mount(2), pivot_root(2), prctl(2), seccomp(2),
+    setrlimit(2); the Landlock documentation, https://docs.kernel.org/userspace-api/landlock.html (ABI 1-7).
 """
 from __future__ import annotations
 
