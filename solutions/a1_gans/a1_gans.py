@@ -116,6 +116,11 @@ check("generator_loss", generator_loss)
 # %% [markdown]
 # ## 2. Saturation: why the generator uses the "wrong" loss
 #
+# The lecture's slides write the generator's part of the game in its saturating form, minimise
+# $\mathbb{E}_z[\log(1 - D(G(z)))]$, as the minimax game reads. The non-saturating $-\log D(G(z))$ of this
+# notebook's default is the common practice (Goodfellow et al., 2014, already recommend it); this section
+# shows why.
+#
 # At the start of training the generator is bad and the discriminator rejects its samples easily:
 # $D(G(z)) \approx 0$, i.e. very negative logits. What matters for learning is the gradient that reaches the
 # generator, $\partial L_G / \partial \ell$. The next cell computes it with autograd **through your
@@ -245,9 +250,12 @@ if not GRADING:
 # the generator?
 
 # %% [answer] id=q_training_dynamics points=3
-# (a) Without the detach, back-propagating the discriminator loss would also compute gradients for the
-# generator's parameters, pushing the generator to make its samples *easier* to reject (the discriminator's
-# objective), and they would be accumulated into the generator's next update; it also wastes a backward pass.
+# (a) Without the detach, back-propagating the discriminator loss would also run backward through the generator
+# and fill its parameters' gradients (with the direction that makes its samples *easier* to reject, the
+# discriminator's objective). In `train_dcgan` they never reach the generator's update: its step calls
+# `opt_g.zero_grad` before the generator loss's backward (and `opt_d` only updates the discriminator), so they
+# are discarded. The cost is a wasted backward pass through G, with the memory of its activations kept for it.
+# (In a loop that zeroed the gradients *after* each step, or accumulated them, they would leak into G's update.)
 # (b) $2\log 2$ is the loss of a discriminator that outputs 1/2 on everything: it cannot tell real from fake,
 # which is the equilibrium of the game. A loss near 0 means the discriminator wins easily: $D(G(z)) \approx 0$,
 # and the generator is in the regime of Section 2 (with the saturating loss it would stop learning; with either
