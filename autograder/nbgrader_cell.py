@@ -9,7 +9,8 @@ Inside the kernel that ``nbgrader autograde`` runs, :func:`points` grades the no
 (nbgrader copies the submission into the kernel's working folder; pass ``notebook=`` to name it) with the same
 out-of-process grader as ``python -m autograder grade``, caches the results per notebook hash in a private
 folder of the temporary folder (one grading run serves every cell; a cache folder that another user could have
-prepared is never read), prints the function's feedback to stdout and returns its points as a plain float. It writes nothing to stderr: nbgrader gives 0 to a cell with any stderr output.
+prepared is never read), prints the function's feedback to stdout and returns its points as a plain float. It
+writes nothing to stderr: nbgrader gives 0 to a cell with any stderr output.
 
 nbgrader reads partial credit from a float result (``nbgrader.utils.determine_grade``); this module never runs
 student code itself and never imports the hidden checks into the kernel.

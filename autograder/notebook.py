@@ -211,7 +211,7 @@ def strip_magics(source: str) -> str | None:
     lines = source.split("\n")
     first = next((ln.strip() for ln in lines if ln.strip()), "")
     if first.startswith("%%"):
-        if not first.split()[0] in _KEEP_CELL_MAGICS:
+        if first.split()[0] not in _KEEP_CELL_MAGICS:
             return None
     out = []
     state = _LexState()

@@ -212,7 +212,7 @@ class Sandbox:
         results.json): ``{"mode", "features", "unprotected", "concurrency", "summary"}``."""
         info = self.ready()
         mode, abi, root = info["mode"], self.landlock_abi, bool(info.get("job_uids"))
-        features = [f"uid per job" if root else "no capabilities" if mode == "userns" else "grader's uid"]
+        features = ["uid per job" if root else "no capabilities" if mode == "userns" else "grader's uid"]
         features.append(f"control groups {info['cgroup']}" if info.get("cgroup") else "no control group")
         features.append("seccomp" if self.config.seccomp and info.get("seccomp") else "no seccomp")
         features.append(f"Landlock ABI {abi}" if abi and mode != "plain" else "no Landlock")

@@ -252,7 +252,8 @@ def landlock_ruleset(read_paths: list[str], write_paths: list[str], abi: int | N
                 try:
                     allowed = rights if os.path.isdir(path) else rights & _FILE_ONLY
                     rule = ctypes.create_string_buffer(struct.pack("=Qi", allowed, fd), 12)
-                    if _libc.syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_LANDLOCK_RULE_PATH_BENEATH), rule, ctypes.c_uint32(0)) != 0:
+                    if _libc.syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_LANDLOCK_RULE_PATH_BENEATH),
+                                     rule, ctypes.c_uint32(0)) != 0:
                         raise _err(f"landlock_add_rule {path}")
                 finally:
                     os.close(fd)

@@ -12,9 +12,7 @@ import struct
 import time
 
 import pytest
-import torch
 
-from autograder.grading import _worker_case
 from autograder.registry import REGISTRY
 from autograder.registry.core import Cases, materialize
 from autograder.registry.judges import Context, value

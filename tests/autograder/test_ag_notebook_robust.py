@@ -36,7 +36,8 @@ def test_magics_are_still_recognised_after_brackets_and_strings_close():
 
 
 def test_a_graded_function_with_a_continued_modulo_is_kept():
-    src = "def enqueue(queue, ptr, keys):\n    k = queue.shape[0]\n    queue[(ptr + k - 1\n           % k)] = 0\n    return (ptr + keys.shape[0]\n            % k)\n"
+    src = ("def enqueue(queue, ptr, keys):\n    k = queue.shape[0]\n    queue[(ptr + k - 1\n           % k)] = 0\n"
+           "    return (ptr + keys.shape[0]\n            % k)\n")
     ex = extract_cells([code(src)])
     assert ex.function("enqueue") is not None and not ex.notes
 

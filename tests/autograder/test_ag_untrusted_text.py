@@ -8,7 +8,6 @@ import subprocess
 import sys
 import zipfile
 
-import pytest
 
 from autograder.feedback import function_feedback, notebook_feedback
 from autograder.quoting import clean_text, quote_block
