@@ -95,6 +95,28 @@ def _markdown(body: str, where: str) -> str:
     return "\n".join(out).strip("\n")
 
 
+def student_wheel_url() -> str:
+    """The URL (or pip requirement) of the student edition, set once in pyproject.toml's [tool.course]."""
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["course"]["student-wheel-url"]
+
+
+def install_source(url: str) -> str:
+    """The first code cell of every notebook: install the course package where it is missing (Colab, a fresh
+    kernel); a no-op where ``course_lib`` is installed (a course JupyterHub, a local install, the grader)."""
+    return (
+        "# Installs the course package where it is missing (Colab, a fresh kernel); does nothing where it is installed.\n"
+        "import importlib.util, subprocess, sys\n"
+        f"COURSE_PACKAGE = {url!r}\n"
+        "if importlib.util.find_spec(\"course_lib\") is None:\n"
+        "    if not COURSE_PACKAGE:\n"
+        "        raise RuntimeError(\"course_lib is not installed here: install the course's student package (see the \"\n"
+        "                           \"course page), then restart the kernel\")\n"
+        "    subprocess.check_call([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", COURSE_PACKAGE])"
+    )
+
+
 def tests_source(name: str) -> str:
     """The test cell of graded function ``name``: a visible public check, then the hidden grader call."""
     g = entry(name)
@@ -172,6 +194,11 @@ def build(name: str) -> nbformat.NotebookNode:
         # stable cell ids, so rebuilding an unchanged source gives a byte-identical notebook
         cell.id = gid or hashlib.sha1(f"{name}:{idx}:{kind}".encode()).hexdigest()[:12]
         nb.cells.append(cell)
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    install = nbformat.v4.new_code_cell(install_source(student_wheel_url()))
+    install.metadata = _nbgrader(False, False, True, "install_course_package")
+    install.id = "install_course_package"
+    nb.cells.insert(first_code, install)
     nbformat.validate(nb)
     return nb
 

@@ -55,9 +55,15 @@ if [ -z "$(venv_torch)" ]; then
     "${PIP[@]}" install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch
   else
     log "no GPU: installing a CPU build of torch"
-    if ! "${PIP[@]}" install --no-index "$LOCAL_CPU_TORCH" 2>/dev/null; then
+    # A CPU wheel that pip finds without an index (find-links, a wheel cache) is installed as a file, with its
+    # dependencies from the package index; otherwise pytorch.org's CPU-only index.
+    wheel_dir=$(mktemp -d)
+    if "${PIP[@]}" download --no-index --no-deps -q -d "$wheel_dir" "$LOCAL_CPU_TORCH" >/dev/null 2>&1; then
+      "${PIP[@]}" install "$wheel_dir"/torch-*.whl
+    else
       "${PIP[@]}" install --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" torch
     fi
+    rm -rf "$wheel_dir"
   fi
 fi
 
@@ -73,7 +79,7 @@ log "torch $installed; installing the project with extras [$EXTRAS]"
 PIP_CONSTRAINT="$constraint" "${PIP[@]}" install -e "$HERE[$EXTRAS]"
 
 # nbgrader shells out to alembic, and the notebooks need a kernel that runs this venv's python.
-"$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null 2>&1 || true
+"$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null 2>&1 || true
 "$VENV/bin/python" - <<'EOF'
 import torch, course_lib
 print(f"[setup] ready: torch {torch.__version__}, cuda available: {torch.cuda.is_available()}, "
