@@ -42,6 +42,7 @@ clean-venv:
 notebooks: $(STAMP)
 	$(PY) scripts/selfcheck_data.py build
 	$(PY) scripts/notebooks.py build
+	$(PY) scripts/readme_tables.py build
 
 # solutions/ -> assignments/ (the student release) with nbgrader generate_assignment
 release: notebooks
