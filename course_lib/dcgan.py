@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from .guards import backward_and_step
+from .utils import progress_bar
 
 __all__ = ["DCGANConfig", "Generator", "Discriminator", "init_weights", "train_dcgan", "GANHistory", "sample"]
 
@@ -146,12 +147,7 @@ def train_dcgan(
     data = _batches(images * 2 - 1, cfg.batch_size, gen)                # [0, 1] -> [-1, 1] (Tanh range)
     history = GANHistory([], [], [])
 
-    bar = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(bar, desc="DCGAN", leave=False)
-    for step in bar:
+    for step in progress_bar(range(steps), desc="DCGAN", enabled=progress):
         real = next(data).to(device)
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen).to(device)
         fake = g_net(z)

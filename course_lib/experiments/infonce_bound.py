@@ -41,7 +41,7 @@ import torch.nn as nn
 from ..data.cache import single_threaded
 from ..guards import backward_and_step, require_finite
 from ..manifest import resolve
-from ..utils import pick_device, smoke_mode
+from ..utils import pick_device, progress_bar, smoke_mode
 from . import format_metrics, require_implemented
 
 __all__ = ["InfoNCEToy", "gaussian_mi", "sample_pairs", "in_batch_negatives", "optimal_critic_scores",
@@ -176,11 +176,7 @@ def run(
 def _train_critics(info_nce_loss: Callable, exp: InfoNCEToy, device: torch.device,
                    progress: bool) -> tuple[list[float], list[float]]:
     learned, optimal = [], []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(exp.batch_sizes) * exp.steps, desc="InfoNCE critics")
+    bar = progress_bar(total=len(exp.batch_sizes) * exp.steps, desc="InfoNCE critics", enabled=progress)
     for n in exp.batch_sizes:
         torch.manual_seed(exp.seed + n)
         gen = torch.Generator().manual_seed(exp.seed * 7919 + n)

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from ..color import rgb_to_lab
 from ..guards import require_finite
 from ..manifest import resolve
-from ..utils import pick_device, smoke_mode
+from ..utils import pick_device, progress_bar, smoke_mode
 from . import format_metrics, require_implemented
 from .colorization import ColorizationConfig, FeatureNet, grey_input, pooled_onehot, train_colorizer
 
@@ -159,13 +159,11 @@ def evaluate(frames: torch.Tensor, masks: torch.Tensor, net: FeatureNet, attenti
     Returns ``{"metrics": {j_mean, j_pixels, j_pixels_lab, j_copy}, "predictions": {method: [T, H, W] for the
     first ``keep`` clips}}``.
     """
-    from tqdm.auto import tqdm
-
     device = next(net.parameters()).device
     stride = net.stride
     scores = {"j_mean": [], "j_pixels": [], "j_pixels_lab": [], "j_copy": []}
     kept = {k: [] for k in scores}
-    for v in tqdm(range(frames.shape[0]), desc="propagate", leave=False, disable=not progress):
+    for v in progress_bar(range(frames.shape[0]), desc="propagate", enabled=progress):
         clip, gt = frames[v], masks[v]
         n_labels = int(gt.max()) + 1
         preds = {"j_mean": propagate_masks(learned_features(net, clip), gt[0], attention_color_propagation,
