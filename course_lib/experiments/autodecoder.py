@@ -1,4 +1,4 @@
-"""Learned shape priors: complete an unseen glyph from its top half, with an auto-decoder or an encoder.
+"""Learned shape priors: complete an unseen glyph from part of it, with an auto-decoder or an encoder.
 
     python -m course_lib.experiments.autodecoder [--steps N]
 
@@ -6,14 +6,22 @@ A coordinate network ``f([z, gamma(x, y)]) -> ink coverage`` is conditioned on a
 by concatenation. It is trained as an **auto-decoder** (DeepSDF): there is no encoder; every training glyph
 owns a code, a free parameter initialised near zero and optimised jointly with the network, with a small L2
 penalty on the codes (a Gaussian prior) so that the code space stays compact. At test time the network is
-frozen and only a fresh code is optimised, on the pixels that are observed -- here the top half of an unseen
-glyph -- and the network then draws the whole glyph, bottom half included.
+frozen and only a fresh code is optimised, on the pixels that are observed, and the network then draws the whole
+glyph, hidden pixels included.
 
 The comparison is an **encoder**: a small CNN, trained on the same training glyphs, that maps the visible top
 half to a code in one forward pass, decoded by the same frozen network and trained on the full glyph (both
-halves). The experiment reports the mean squared error on the hidden bottom half of the test glyphs for both,
-and for the mean training glyph as a baseline, and prints, last, ``mse_hidden_autodecoder=... 
-mse_hidden_encoder=...``.
+halves). Both complete unseen glyphs from three observation patterns:
+
+* ``top``: the top half -- the pattern the encoder was trained on (in distribution);
+* ``left``: the left half, and ``random``: a fixed random 25% of the pixels -- patterns the encoder never saw
+  (out of distribution); the auto-decoder only changes the pixels in its test-time loss.
+
+It also renders the fitted codes at ``upsample`` times the training resolution (the field is continuous: the
+high-resolution image, averaged back to the training grid, fits the glyph as well as the native rendering), and
+decodes straight lines between the codes of training glyphs (against a cross-fade of their pixels, the midpoint
+of which is a grey double exposure). The command line prints, last, ``mse_hidden_autodecoder=...
+mse_hidden_encoder=...`` (top half) and the same for the left half and the random pixels.
 
 References:
     Park et al., "DeepSDF: Learning Continuous Signed Distance Functions for Shape Representation", CVPR 2019
@@ -38,8 +46,11 @@ from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 from .fourier_features import pixel_coordinates
 
-__all__ = ["PriorExperiment", "load_glyph_masks", "ConditionedField", "HalfEncoder", "train_autodecoder",
-           "fit_codes", "predict", "blank_hidden", "train_encoder", "hidden_mse", "run", "main"]
+__all__ = ["PriorExperiment", "load_glyph_masks", "visible_patterns", "ConditionedField", "HalfEncoder",
+           "train_autodecoder", "fit_codes", "predict", "blank_hidden", "train_encoder", "hidden_mse",
+           "grey_fraction", "interpolate_codes", "run", "main"]
+
+PATTERNS = ("top", "left", "random")
 
 
 @dataclass(frozen=True)
@@ -68,12 +79,26 @@ class PriorExperiment:
     encoder_steps: int = 600
     encoder_lr: float = 1e-3
     snapshots: int = 8           # code-fitting snapshots kept for a picture / GIF
+    random_fraction: float = 0.25   # the "random" pattern observes this fraction of the pixels
+    upsample: int = 4            # resolution invariance: codes rendered at upsample * size
+    n_pairs: int = 8             # interpolation: pairs of training glyphs ...
+    n_interp: int = 9            # ... and points on the line between their codes (odd: the midpoint is one)
     seed: int = 0
 
     @staticmethod
     def smoke() -> "PriorExperiment":
         return PriorExperiment(n_train=256, n_test=16, steps=40, batch=32, pixels=128, fit_steps=10, encoder_steps=20,
-                               width=32, snapshots=4)
+                               width=32, snapshots=4, n_pairs=2, n_interp=5)
+
+
+def visible_patterns(exp: PriorExperiment) -> dict[str, torch.Tensor]:
+    """The observed pixels ``[H, W]`` bool of each pattern: ``top`` / ``left`` half, ``random`` fraction."""
+    s = exp.size
+    top = torch.zeros(s, s, dtype=torch.bool)
+    top[: s // 2] = True
+    gen = torch.Generator().manual_seed(exp.seed + 7)
+    random = (torch.randperm(s * s, generator=gen) < round(exp.random_fraction * s * s)).reshape(s, s)
+    return {"top": top, "left": top.T.contiguous(), "random": random}
 
 
 def load_glyph_masks(exp: PriorExperiment) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,8 +145,9 @@ class HalfEncoder(nn.Module):
         return self.net(x)
 
 
-def _coords(exp: PriorExperiment, device) -> torch.Tensor:
-    return pixel_coordinates(exp.size, exp.size, device).reshape(-1, 2)        # [H W, 2], row-major
+def _coords(exp: PriorExperiment, device, size: int | None = None) -> torch.Tensor:
+    size = size or exp.size
+    return pixel_coordinates(size, size, device).reshape(-1, 2)                # [H W, 2], row-major
 
 
 def train_autodecoder(field: ConditionedField, masks: torch.Tensor, exp: PriorExperiment, device,
@@ -185,10 +211,13 @@ def fit_codes(field: ConditionedField, masks: torch.Tensor, visible: torch.Tenso
 
 
 @torch.no_grad()
-def predict(field: ConditionedField, codes: torch.Tensor, exp: PriorExperiment, device) -> torch.Tensor:
-    """Masks ``[N, H, W]`` drawn by ``field`` from ``codes [N, Z]``."""
-    coords = _coords(exp, device).expand(codes.shape[0], -1, 2)                # [N, P_all, 2]
-    return torch.sigmoid(field(codes.to(device), coords)).reshape(-1, exp.size, exp.size)   # [N, P] -> [N, H, W]
+def predict(field: ConditionedField, codes: torch.Tensor, exp: PriorExperiment, device,
+            size: int | None = None) -> torch.Tensor:
+    """Masks ``[N, S, S]`` drawn by ``field`` from ``codes [N, Z]`` at ``size`` (default ``exp.size``) pixels a side
+    (pixel centres of the same square [-1, 1]^2, whatever the resolution)."""
+    size = size or exp.size
+    coords = _coords(exp, device, size).expand(codes.shape[0], -1, 2)          # [N, P_all, 2]
+    return torch.sigmoid(field(codes.to(device), coords)).reshape(-1, size, size)   # [N, P] -> [N, S, S]
 
 
 def blank_hidden(masks: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
@@ -234,6 +263,30 @@ def hidden_mse(pred: torch.Tensor, masks: torch.Tensor, visible: torch.Tensor) -
     return float(((pred.cpu() - masks.cpu())[:, hidden] ** 2).mean())
 
 
+def grey_fraction(masks: torch.Tensor, low: float = 0.25, high: float = 0.75) -> float:
+    """Fraction of the pixels of ``masks`` whose coverage lies strictly between ``low`` and ``high``."""
+    return float(((masks > low) & (masks < high)).float().mean())
+
+
+def interpolate_codes(field: ConditionedField, codes: torch.Tensor, masks: torch.Tensor, exp: PriorExperiment,
+                      device) -> dict[str, torch.Tensor]:
+    """Glyphs on the straight line between the codes of pairs ``(2i, 2i + 1)`` of ``codes``, against a cross-fade.
+
+    Returns:
+        ``decoded [n_pairs, n_interp, H, W]`` (``field`` at ``(1 - a) z_2i + a z_2i+1``) and
+        ``crossfade [n_pairs, n_interp, H, W]`` (``(1 - a) m_2i + a m_2i+1`` of the true masks), for ``a`` in
+        ``linspace(0, 1, n_interp)``.
+    """
+    a = torch.linspace(0, 1, exp.n_interp)[None, :, None]                      # [1, T, 1]
+    za, zb = codes[0 : 2 * exp.n_pairs : 2].cpu(), codes[1 : 2 * exp.n_pairs : 2].cpu()   # [K, Z] each
+    line = (1 - a) * za[:, None] + a * zb[:, None]                             # [K, T, Z]
+    k = line.shape[0]
+    decoded = predict(field, line.reshape(-1, line.shape[-1]), exp, device).cpu()
+    ma, mb = masks[0 : 2 * k : 2], masks[1 : 2 * k : 2]                        # [K, H, W]
+    fade = (1 - a[..., None]) * ma[:, None] + a[..., None] * mb[:, None]       # [K, T, H, W]
+    return {"decoded": decoded.reshape(k, exp.n_interp, exp.size, exp.size), "crossfade": fade}
+
+
 def run(
     positional_encoding: Callable | None = None,
     exp: PriorExperiment | None = None,
@@ -241,34 +294,55 @@ def run(
     device: torch.device | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train the auto-decoder and the encoder, complete the test glyphs from their top halves, and compare."""
+    """Train the auto-decoder and the encoder (top halves), complete the test glyphs from each observation
+    pattern, render at a higher resolution and interpolate codes.
+
+    Returns:
+        ``metrics``: ``mse_hidden_mean_glyph`` / ``mse_hidden_autodecoder`` / ``mse_hidden_encoder`` (top half),
+        the same with a ``_left`` / ``_random`` suffix, ``mse_visible_autodecoder`` (top half),
+        ``mse_native`` / ``mse_upsampled`` (all pixels of the random-pattern fits, at the training resolution and
+        rendered ``upsample`` times finer then averaged back) and ``grey_fraction_code`` /
+        ``grey_fraction_crossfade`` (midpoints of the interpolations); ``patterns``, ``autodecoder`` /
+        ``encoder`` (``{pattern: [N, H, W]}``), ``upsampled`` (``[N, S, S]``), ``interpolation``,
+        ``snapshots`` (top half), ``field``, ``encoder_net``, codes, histories, ``test`` and ``exp``.
+    """
     positional_encoding = resolve("positional_encoding", positional_encoding)
     exp = exp or (PriorExperiment.smoke() if smoke_mode() else PriorExperiment())
     device = device or pick_device()
     require_implemented("positional_encoding", positional_encoding, torch.zeros(1, 2), 1)
     torch.manual_seed(exp.seed)
     train, test = load_glyph_masks(exp)
-    visible = torch.zeros(exp.size, exp.size, dtype=torch.bool)
-    visible[: exp.size // 2] = True                                            # the top half is observed
+    patterns = visible_patterns(exp)
     field = ConditionedField(lambda c: positional_encoding(c, exp.num_freqs), 2 * (1 + 2 * exp.num_freqs),
                              exp.latent, exp.width, exp.depth).to(device)
     train_codes, ad_hist = train_autodecoder(field, train, exp, device, progress)
     field.eval()
-    test_codes, snapshots = fit_codes(field, test, visible, exp, device, progress)
-    enc, enc_hist = train_encoder(field, train, visible, exp, device, progress)
-    with torch.no_grad():
-        enc_codes = enc(blank_hidden(test, visible).to(device))
-    pred_ad, pred_enc = snapshots[-1], predict(field, enc_codes, exp, device).cpu()
+    enc, enc_hist = train_encoder(field, train, patterns["top"], exp, device, progress)
     mean_glyph = train.mean(0, keepdim=True).expand_as(test)                   # [1, H, W] -> [N, H, W]
-    metrics = {
-        "mse_hidden_mean_glyph": hidden_mse(mean_glyph, test, visible),
-        "mse_visible_autodecoder": hidden_mse(pred_ad, test, ~visible),
-        "mse_hidden_autodecoder": hidden_mse(pred_ad, test, visible),
-        "mse_hidden_encoder": hidden_mse(pred_enc, test, visible),
-    }
-    return {"metrics": metrics, "test": test, "visible": visible, "autodecoder": pred_ad, "encoder": pred_enc,
-            "snapshots": snapshots, "field": field, "train_codes": train_codes, "test_codes": test_codes,
-            "history": {"autodecoder": ad_hist, "encoder": enc_hist}, "exp": exp}
+    metrics, pred_ad, pred_enc, test_codes, snapshots = {}, {}, {}, {}, []
+    for name, visible in patterns.items():
+        test_codes[name], snaps = fit_codes(field, test, visible, exp, device, progress)
+        snapshots = snaps if name == "top" else snapshots
+        pred_ad[name] = snaps[-1]
+        with torch.no_grad():
+            pred_enc[name] = predict(field, enc(blank_hidden(test, visible).to(device)), exp, device).cpu()
+        suffix = "" if name == "top" else f"_{name}"
+        metrics[f"mse_hidden_mean_glyph{suffix}"] = hidden_mse(mean_glyph, test, visible)
+        metrics[f"mse_hidden_autodecoder{suffix}"] = hidden_mse(pred_ad[name], test, visible)
+        metrics[f"mse_hidden_encoder{suffix}"] = hidden_mse(pred_enc[name], test, visible)
+    metrics["mse_visible_autodecoder"] = hidden_mse(pred_ad["top"], test, ~patterns["top"])
+    nothing = torch.zeros(exp.size, exp.size, dtype=torch.bool)                # every pixel counts as hidden
+    fine = predict(field, test_codes["random"], exp, device, exp.size * exp.upsample).cpu()   # [N, S, S]
+    metrics["mse_native"] = hidden_mse(pred_ad["random"], test, nothing)
+    metrics["mse_upsampled"] = hidden_mse(F.avg_pool2d(fine[:, None], exp.upsample)[:, 0], test, nothing)
+    interp = interpolate_codes(field, train_codes, train, exp, device)
+    mid = exp.n_interp // 2
+    metrics["grey_fraction_code"] = grey_fraction(interp["decoded"][:, mid])
+    metrics["grey_fraction_crossfade"] = grey_fraction(interp["crossfade"][:, mid])
+    return {"metrics": metrics, "test": test, "patterns": patterns, "visible": patterns["top"],
+            "autodecoder": pred_ad, "encoder": pred_enc, "upsampled": fine, "interpolation": interp,
+            "snapshots": snapshots, "field": field, "encoder_net": enc, "train_codes": train_codes,
+            "test_codes": test_codes, "history": {"autodecoder": ad_hist, "encoder": enc_hist}, "exp": exp}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     m = run(exp=exp, progress=sys.stderr.isatty())["metrics"]
     print(f"hidden-half MSE of the mean training glyph: {m['mse_hidden_mean_glyph']:.4f}; "
           f"auto-decoder fit on the visible half: {m['mse_visible_autodecoder']:.4f}")
-    print(format_metrics({k: m[k] for k in ("mse_hidden_autodecoder", "mse_hidden_encoder")}))
+    print(f"resolution: MSE {m['mse_native']:.4f} at {exp.size} px, {m['mse_upsampled']:.4f} rendered at "
+          f"{exp.size * exp.upsample} px and averaged back; interpolation midpoints: grey pixels "
+          f"{m['grey_fraction_code']:.3f} (codes) vs {m['grey_fraction_crossfade']:.3f} (cross-fade)")
+    print(format_metrics({f"mse_hidden_{who}{suffix}": m[f"mse_hidden_{who}{suffix}"]
+                          for suffix in ("", "_left", "_random") for who in ("autodecoder", "encoder")}))
     return 0
 
 
