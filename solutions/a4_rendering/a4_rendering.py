@@ -789,73 +789,8 @@ plt.show()
 # and fall back to fixed-step marching near the surface.
 
 # %% [markdown]
-# ## 7. Learned priors (ungraded)
+# ## 7. Learned priors
 #
-# Everything so far fits **one** network to **one** scene. A network can also represent a whole family of
-# shapes if it is told which one to draw: a per-shape **latent code** $z$ is concatenated to the encoded
-# coordinates, $f([z, \gamma(x, y)]) \to$ ink coverage. DeepSDF (Park et al., 2019) trains such a network as
-# an **auto-decoder**: there is no encoder; each training shape owns a code — a free parameter, initialised
-# near 0 — that is optimised jointly with the network, with an L2 penalty $\lambda \lVert z_i\rVert^2$ on the
-# codes (a zero-mean Gaussian prior) that keeps the code space compact. At test time the network is frozen and
-# only a new code is optimised, on whatever part of the new shape is observed; the network then draws the
-# whole shape. The network has learned what glyphs look like — a **prior** — and the code picks one.
-#
-# The experiment: 2,000 nearly upright glyph masks ($32 \times 32$) train the auto-decoder; 100 unseen glyphs
-# show only their **top half**. It compares the test-time code optimisation with an **encoder**, a small CNN
-# trained (on the same glyphs, through the same frozen network) to map the top half to a code in one forward
-# pass, and with the mean training glyph as a baseline. Your `positional_encoding` encodes the coordinates.
-# About a minute on a laptop CPU.
-#
-# **At the default settings both complete the hidden bottom half better than the mean training glyph: the
-# auto-decoder's mean squared error on the hidden half is at most 0.85 times the baseline's, the encoder's at
-# most 0.7 times, and the encoder beats the auto-decoder** (a test of the course package checks this).
-
-# %% [code]
-from course_lib.experiments import autodecoder as prior_experiment
-
-if GRADING:
-    print("skipped while grading")
-else:
-    prior = prior_experiment.run(positional_encoding, device=device)
-    m = prior["metrics"]
-    print(prior_experiment.format_metrics(m))
-    test_masks, visible = prior["test"], prior["visible"]
-    k = min(10, len(test_masks))
-    rows = (test_masks[:k], test_masks[:k] * visible, prior["autodecoder"][:k], prior["encoder"][:k])
-    titles = ("unseen glyph", "what is observed", "auto-decoder", "encoder")
-    fig, axes = plt.subplots(4, k, figsize=(1.2 * k, 5.4))
-    for r, (imgs, title) in enumerate(zip(rows, titles)):
-        for c in range(k):
-            axes[r, c].imshow(imgs[c].numpy(), cmap="gray", vmin=0, vmax=1)
-            axes[r, c].axis("off")
-        axes[r, 0].set_title(title, fontsize=9, loc="left")
-    plt.tight_layout()
-    plt.show()
-    print(f"hidden-half MSE: mean glyph {m['mse_hidden_mean_glyph']:.4f}, auto-decoder "
-          f"{m['mse_hidden_autodecoder']:.4f}, encoder {m['mse_hidden_encoder']:.4f}")
-
-# %% [markdown]
-# The code optimisation at test time, step by step (first rows of the test set; also written as a GIF):
-
-# %% [code]
-if not GRADING:
-    from course_lib.viz import make_grid
-
-    snaps = [make_grid(s[:8, None], nrow=8) for s in prior["snapshots"]]
-    show = torch.cat([snaps[0], snaps[len(snaps) // 2], snaps[-1]], dim=1)
-    plt.figure(figsize=(8, 3.5))
-    plt.imshow(show[0].numpy(), cmap="gray", vmin=0, vmax=1)
-    plt.title("code fitting: start (z = 0), halfway, end")
-    plt.axis("off")
-    plt.show()
-    print(f"written to {save_gif(snaps, OUT / 'code_fitting.gif', fps=4)}")
-
-# %% [markdown]
-# Things to think about (not graded): the encoder wins here because it was trained for exactly this
-# question — "top half in, whole glyph out" — and answers in one forward pass. The auto-decoder was never told
-# which pixels would be missing: the same network completes a glyph from its left half, from scattered pixels
-# or from a noisy scan, only the set of pixels in the test-time loss changes, while the encoder would need a new
-# training run for each pattern. Try it: set `visible` to the left half and call
-# `prior_experiment.fit_codes(prior["field"], test_masks, visible, prior["exp"], device)`. Why does the auto-decoder fit
-# the visible half so much better than it predicts the hidden half, and what does the weight of the code
-# prior change?
+# Everything in this notebook fits one network to one scene. Networks that carry a *prior* learned from many
+# shapes or scenes (auto-decoders and encoders, local and pixel-aligned conditioning, light field networks,
+# hypernetworks) are the subject of assignment 5, `a5_priors`, which builds on the functions you wrote here.
