@@ -162,6 +162,7 @@ def run(
     exp: ContextExperiment | None = None,
     *,
     rotnet: RotNet | None = None,
+    rotation_result: dict | None = None,
     rotate_batch: Callable | None = None,
     images_dir: str | Path | None = None,
     n_per_class: int | None = None,
@@ -170,8 +171,10 @@ def run(
 ) -> dict:
     """Train the context-prediction net, then probe it, a random-init trunk and a RotNet on the same split.
 
-    ``rotnet``: a RotNet already trained on the same images and split (the notebook passes section 3's); when
-    None one is trained here with ``rotate_batch`` (the reference from the command line).
+    ``rotnet``: a RotNet already trained on the same images and split; when None one is trained here with
+    ``rotate_batch`` (the reference from the command line). ``rotation_result``: instead, the dict that
+    :func:`.rotation.run` returned for the same data and settings (the notebook's section 3): its RotNet and its
+    block-``probe_block`` probe accuracies (RotNet and random init) are reused, not trained and measured again.
 
     Returns ``metrics`` (``context_acc``: the eight-way accuracy on held-out images; ``probe_acc_context``,
     ``probe_acc_rotnet``, ``probe_acc_random``; ``chance``), the nets, the losses and a few held-out images.
@@ -181,6 +184,11 @@ def run(
     device = device or pick_device()
     require_implemented("relative_patch_pairs", relative_patch_pairs, torch.zeros(1, 1, 3, 3),
                         torch.zeros(1, dtype=torch.long), 1, 0)
+    known = {}
+    if rotation_result is not None:
+        rotnet = rotation_result["rotnet"]
+        if exp.rotation.probe_block in rotation_result["per_block"]:
+            known = dict(zip(("rotnet", "random"), rotation_result["per_block"][exp.rotation.probe_block]))
     if rotnet is None:
         rotate_batch = resolve("rotate_batch", rotate_batch)
         require_implemented("rotate_batch", rotate_batch, torch.zeros(1, 1, 2, 2))
@@ -195,7 +203,8 @@ def run(
         rotnet, _ = train_rotnet(images[train_idx], rotate_batch, rot_exp, device, progress)
     torch.manual_seed(rot_exp.seed + 1)
     random_net = RotNet(images.shape[1], rot_exp.width).to(device).eval()
-    accs = {name: probe(m, images, labels, probe_idx, test_idx, len(classes), rot_exp, device)
+    accs = {name: known[name] if name in known else probe(m, images, labels, probe_idx, test_idx, len(classes),
+                                                          rot_exp, device)
             for name, m in (("context", net), ("rotnet", rotnet), ("random", random_net))}
     metrics = {"context_acc": context_acc, "probe_acc_context": accs["context"], "probe_acc_rotnet": accs["rotnet"],
                "probe_acc_random": accs["random"], "chance": 1.0 / len(classes)}
