@@ -48,7 +48,7 @@ from ..manifest import resolve
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 
-__all__ = ["NerfExperiment", "Stages", "RadianceField", "training_rays", "render_rays", "render_view",
+__all__ = ["NerfExperiment", "Stages", "RadianceField", "training_rays", "query_field", "render_rays", "render_view",
            "heldout_psnr", "train_field", "orbit_poses", "run", "main"]
 
 
@@ -147,6 +147,16 @@ def training_rays(images: torch.Tensor, poses: torch.Tensor, focal: float, stage
     return rays_o, rays_d, images.reshape(-1, 3), centre
 
 
+def query_field(field: nn.Module, points: torch.Tensor, rays_d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``field`` at ``points [R, S, 3]`` -> ``(sigma [R S], rgb [R S, 3])``; a field whose ``uses_directions`` is
+    True is also given the unit direction of each point's ray (``rays_d [R, 3]``), NeRF's 5-D input."""
+    flat = points.reshape(-1, 3)                                              # [R, S, 3] -> [R S, 3]
+    if not getattr(field, "uses_directions", False):
+        return field(flat)
+    dirs = F.normalize(rays_d, dim=-1)[:, None, :].expand_as(points)          # [R, S, 3]
+    return field(flat, dirs.reshape(-1, 3))
+
+
 def render_rays(field: RadianceField, rays_o: torch.Tensor, rays_d: torch.Tensor, near: float, far: float,
                 n_samples: int, stages: Stages, perturb: bool = False, generator: torch.Generator | None = None,
                 n_fine: int = 0) -> dict[str, torch.Tensor]:
@@ -160,7 +170,7 @@ def render_rays(field: RadianceField, rays_o: torch.Tensor, rays_d: torch.Tensor
     """
     points, t = stages.sample_stratified(rays_o, rays_d, near, far, n_samples, perturb, generator)   # [R, S, 3], [R, S]
     r, s = t.shape
-    sigma, rgb = field(points.reshape(-1, 3))                                 # [R S], [R S, 3]
+    sigma, rgb = query_field(field, points, rays_d)                           # [R S], [R S, 3]
     sigma, rgb = sigma.reshape(r, s), rgb.reshape(r, s, 3)
     color, weights = stages.volume_render(sigma, rgb, t)
     out = {"rgb": color, "weights": weights, "t": t, "depth": (weights * t).sum(-1)}
@@ -169,7 +179,7 @@ def render_rays(field: RadianceField, rays_o: torch.Tensor, rays_d: torch.Tensor
     mids = 0.5 * (t[:, 1:] + t[:, :-1])                                       # [R, S - 1] bin edges
     t_new = stages.sample_pdf(mids, weights[:, 1:-1].detach(), n_fine, not perturb, generator)   # [R, n_fine]
     t_new = t_new.detach()
-    sigma_new, rgb_new = field((rays_o[:, None, :] + t_new[..., None] * rays_d[:, None, :]).reshape(-1, 3))
+    sigma_new, rgb_new = query_field(field, rays_o[:, None, :] + t_new[..., None] * rays_d[:, None, :], rays_d)
     t_all, order = torch.sort(torch.cat([t, t_new], -1), dim=-1)              # [R, S + n_fine]
     sigma_all = torch.cat([sigma, sigma_new.reshape(r, n_fine)], -1).gather(-1, order)
     rgb_all = torch.cat([rgb, rgb_new.reshape(r, n_fine, 3)], 1).gather(1, order[..., None].expand(-1, -1, 3))
