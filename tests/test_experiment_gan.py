@@ -1,6 +1,7 @@
 """Does the DCGAN experiment reach the numbers the a1_gans notebook states, with the reference losses?"""
 
 import inspect
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from course_lib import discriminator_loss, generator_loss, manifest
 from course_lib.dcgan import DCGANConfig, Discriminator, Generator, train_dcgan
 from course_lib.experiments import gan
 from helpers import run_smoke_cli, unimplemented
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "mnist"
 
 
 def test_networks_map_noise_to_images_and_images_to_logits():
@@ -79,3 +82,16 @@ def test_default_settings_reach_the_stated_numbers():
     assert metrics["classifier_acc"] > 0.9
     assert metrics["fd_ratio"] >= 3.0, metrics
     assert metrics["class_coverage"] >= 15, metrics
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.skipif(not MNIST.is_dir(), reason="MNIST sample not available")
+def test_default_settings_on_the_mnist_test_split_reach_the_stated_numbers(monkeypatch):
+    monkeypatch.delenv("COURSE_SMOKE", raising=False)
+    out = gan.run(mnist_dir=MNIST, progress=False, device=torch.device("cpu"))       # 8000 / 2000 of t10k
+    metrics = out["metrics"]
+    assert "8000 images for training, the last 2000 held out" in out["source"]
+    assert metrics["classifier_acc"] > 0.95, metrics
+    assert metrics["fd_ratio"] >= 3.0, metrics                      # the notebook's bound, as for the glyphs
+    assert metrics["class_coverage"] >= 8, metrics                  # 15 of 20 glyph classes -> 8 of 10 digits
