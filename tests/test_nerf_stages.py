@@ -1,6 +1,6 @@
 """Does the TinyNeRF trainer run the caller's stage functions (get_rays, sample_stratified, positional_encoding,
-volume_render) everywhere -- training rays, sampling, the field, compositing, rendering, checkpoints -- and never
-import a graded reference itself?"""
+volume_render) everywhere -- training rays, sampling, the field, compositing, rendering, checkpoints -- never
+import a graded reference itself, and keep a budget of CPU time when asked?"""
 import ast
 from collections import Counter
 from pathlib import Path
@@ -88,3 +88,14 @@ def test_no_module_of_the_trainer_imports_a_graded_reference():
             if isinstance(node, ast.ImportFrom):
                 imported = {alias.name for alias in node.names}
                 assert not imported & graded, f"{path.name} imports {sorted(imported & graded)} from {node.module}"
+
+
+def test_the_budget_can_count_this_processs_cpu_time():
+    import time
+
+    scene = sphere_scene(n_views=3, size=8)
+    start = time.process_time()
+    _, hist = train_tinynerf(scene, _tiny_fast(), minutes=0.005, holdout=1, log=None, device="cpu", clock="process")
+    assert hist.train_seconds >= 0.3 and time.process_time() - start >= hist.train_seconds
+    with pytest.raises(ValueError, match="clock"):
+        train_tinynerf(scene, _tiny_fast(), minutes=0.005, holdout=1, log=None, device="cpu", clock="gpu")
