@@ -32,7 +32,7 @@ TYPICAL: dict[str, list[tuple[str, str]]] = {
     "a2_pretext": [("rotate_batch", "clockwise")],
     "a3_contrastive": [("nt_xent_loss", "no_self_mask"), ("enqueue", "drops")],
     "a4_rendering": [("volume_render", "inclusive_transmittance"), ("positional_encoding", "no_pi")],
-    "a5_priors": [("project_points", "no_y_flip"), ("batched_mlp", "relu_after_last")],
+    "a5_priors": [("project_points", "y_not_flipped"), ("batched_mlp", "relu_after_last")],
 }
 
 

@@ -60,3 +60,13 @@ def test_the_contract_documents_the_references_signature(name):
 
 def test_readme_tables_are_generated_from_the_manifest():
     assert readme_tables.main(["check"]) == 0, "run `python scripts/readme_tables.py build`"
+
+
+def test_every_planted_sample_mistake_is_in_its_functions_catalogue():
+    import samples
+    from autograder.registry import SPECS
+
+    for assignment, planted in samples.TYPICAL.items():
+        for fn, mistake in planted:
+            assert SPECS[fn].assignment == assignment
+            assert mistake in [m.name for m in SPECS[fn].mistakes], (fn, mistake)
