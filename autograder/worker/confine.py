@@ -66,6 +66,8 @@ def _allowlist_root(job: dict, run_uid: int, run_gid: int) -> str:
     links, binds, devices, whole_dev = view["links"], view["binds"], view["devices"], view["whole_dev"]
     new = "/tmp"
     iso.mount_tmpfs(new, 1, 0o755)
+    os.makedirs(new + "/tmp", 0o755, exist_ok=True)     # one budget for /tmp, /var/tmp and /dev/shm; first, so
+    iso.mount_tmpfs(new + "/tmp", int(job["limits"]["tmp_mb"]), 0o1777)   # a Python under /tmp is bound over it
     for p, target in links.items():
         os.symlink(target, new + p)
     for p, fd in binds:
@@ -91,8 +93,6 @@ def _allowlist_root(job: dict, run_uid: int, run_gid: int) -> str:
             os.symlink(target, f"{new}/dev/{name}")
     for fd in devices.values():
         os.close(fd)
-    os.makedirs(new + "/tmp", 0o755, exist_ok=True)     # one budget for /tmp, /var/tmp and /dev/shm
-    iso.mount_tmpfs(new + "/tmp", int(job["limits"]["tmp_mb"]), 0o1777)
     for alias, sub in (("/var/tmp", ".var-tmp"), ("/dev/shm", ".dev-shm")):
         os.mkdir(f"{new}/tmp/{sub}", 0o1777)
         os.chmod(f"{new}/tmp/{sub}", 0o1777)
