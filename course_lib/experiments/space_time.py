@@ -3,7 +3,7 @@
     python -m course_lib.experiments.space_time [--data FILE.npz] [--holdout K] [--seconds S]
 
 The lecture's comparison: NeRF stores a scene in 5 MB of MLP weights and trains for about 12 hours, LLFF's
-multiplane images take 15 GB and about 10 minutes (Mildenhall et al., 2020, section 6). The two TinyNeRF presets
+multiplane images take 15 GB and about 10 minutes (the memory figures are the NeRF paper's). The two presets
 of :mod:`course_lib.nerf` make the same trade at laptop scale, and this experiment trains both for the same short
 budget on the same views with the caller's stage functions:
 
@@ -18,7 +18,7 @@ process on a CPU (with one torch thread, what one idle core would take; a shared
 alike instead of favouring one) and wall-clock time on a GPU.
 
 References:
-    Mildenhall et al., "NeRF", ECCV 2020 (section 6: 5 MB of weights against LLFF's 15 GB; 12 h against 10 min).
+    Mildenhall et al., "NeRF", ECCV 2020 (5 MB of weights against the 15 GB of LLFF's voxel grids).
     Mildenhall et al., "Local Light Field Fusion", SIGGRAPH 2019.
     Sun, Sun, Chen, "Direct Voxel Grid Optimization", CVPR 2022; Fridovich-Keil, Yu et al., "Plenoxels", CVPR 2022.
 """
