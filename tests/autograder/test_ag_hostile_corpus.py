@@ -76,8 +76,8 @@ HOSTILE = {
         "nt_xent_loss": honest("nt_xent_loss").replace("temperature: float = 0.5", "").replace(
             "def nt_xent_loss(z_a: torch.Tensor, z_b: torch.Tensor, )", "def nt_xent_loss(z_a: torch.Tensor, z_b: torch.Tensor)"),
         "momentum_update": honest("momentum_update").replace("def momentum_update(", "def momentum_update_fn("),
-        "moco_loss": honest("moco_loss").replace("    return _cross_entropy_target0(logits)",
-                                                 "    loss = _cross_entropy_target0(logits)\n    queue.zero_()\n    return loss"),
+        "moco_loss": honest("moco_loss").replace("    return F.cross_entropy(logits, target)",
+                                                 "    loss = F.cross_entropy(logits, target)\n    queue.zero_()\n    return loss"),
     }),
     "h_rendering_sloppy": ("a4_rendering", {
         "positional_encoding": honest("positional_encoding").replace("    return feats", "    return feats.float()"),

@@ -94,3 +94,30 @@ def test_replay_snippets_rebuild_exactly_the_inputs_the_worker_got(spec):
             exec("\n".join(code[:-1]), namespace)                       # the snippet, minus the call
             args = [eval(expr, namespace) for expr in case.call]
             assert all(_same(a, b) for a, b in zip(args, m.args)), (spec.name, case.id)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_every_mistake_variant_with_its_default_flags_is_the_reference(spec):
+    """A variant differs from the reference only by its flag: otherwise a numerical slip in the variant would make
+    the judges name a mistake the student did not make."""
+    import inspect
+
+    import torch
+
+    from autograder.registry.core import Cases, materialize, run_variant
+    from autograder.registry.judges import _plain_compare
+
+    variants = {m.variant for m in spec.mistakes if m.flags}
+    variants = [v for v in variants if all(p.default is not inspect.Parameter.empty
+                                           for p in inspect.signature(v).parameters.values()
+                                           if p.kind is inspect.Parameter.KEYWORD_ONLY)]
+    factory = Cases(spec.name, "values", 5)
+    spec.check("values").make(factory)
+    for case in factory.items:
+        m = materialize(spec, case)
+        for variant in variants:
+            with torch.enable_grad():
+                out, after, _ = run_variant(variant, m, case)
+            got = spec.observe(out, after) if spec.observe else out
+            want = spec.observe(m.ref_out, m.ref_after) if spec.observe else m.ref_out
+            assert not _plain_compare(got, want, spec), (variant.__name__, case.note)

@@ -28,15 +28,20 @@ def _vr_case(c: Cases, dt: str, *, lead=None, s=None, sigma_scale=5.0, white=Non
           note=note or f"{dt}, rays {lead}, S={s}, sigmas up to {sigma_scale:g}, white_background={white}", **opt)
 
 
-def _vr_variant(sigmas, colors, t_vals, white=False, *, inclusive=False, last=1e10, white_mode="weighted"):
-    """Wrong composites (arguments checked as the contract says, so only the mistake differs)."""
+def _vr_variant(sigmas, colors, t_vals, white=False, *, inclusive=False, last=1e10, white_mode="weighted",
+                exclusive="shifted"):
+    """Wrong composites (arguments checked as the contract says, so only the mistake differs). With its default
+    flags it is the reference's computation: the exclusive sum as a shifted cumulative sum, which stays exact."""
     if colors.shape[:-1] != sigmas.shape or t_vals.shape[-1] != sigmas.shape[-1]:
         raise ValueError(f"sigmas {list(sigmas.shape)}, colors {list(colors.shape)} and t_vals {list(t_vals.shape)} disagree")
     deltas = torch.cat([t_vals[..., 1:] - t_vals[..., :-1], torch.full_like(t_vals[..., :1], last)], -1)
     tau = sigmas * deltas
     alpha = 1 - torch.exp(-tau)
     cum = torch.cumsum(tau, -1)
-    excl = cum - tau
+    if exclusive == "shifted":
+        excl = torch.cat([torch.zeros_like(tau[..., :1]), cum[..., :-1]], -1)
+    else:                                          # cumsum(tau) - tau: loses the earlier terms next to 1e10
+        excl = cum - tau
     weights = torch.exp(-(cum if inclusive else excl)) * alpha
     rgb = (weights[..., None] * colors).sum(-2)
     if white and white_mode == "weighted":
@@ -88,6 +93,9 @@ VOLUME = function_spec(
         mistake("white_ignored", "white_background ignored: add (1 - sum_i w_i) to every channel",
                 _vr_variant, white_mode="none"),
         mistake("white_unweighted", "white added without the (1 - sum_i w_i) weight", _vr_variant, white_mode="plain"),
+        mistake("cumsum_minus_tau", "the exclusive sum computed as cumsum(tau) - tau: next to the last sample's "
+                "sigma * 1e10 the earlier terms are lost to rounding (and the last weight is wrong); shift the cumulative "
+                "sum instead, cat([0, cumsum(tau)[..., :-1]])", _vr_variant, exclusive="subtracted"),
     ],
 )
 
