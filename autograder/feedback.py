@@ -37,7 +37,7 @@ def _example(check: CheckResult, function: str) -> str | None:
     if case.case.note:
         lines.append(f"      case: {case.case.note}")
     if _size(case) <= _MAX_EXAMPLE_NUMEL and not case.verdict.message.startswith("not credited"):
-        lines.append("      replay it (torch and course_lib's reference give the expected answer):")
+        lines.append("      to replay it, run in your notebook (the message above gives the expected values):")
         lines += ["        " + ln for ln in case.case.replay(function, case.m.inputs).splitlines()]
     return "\n".join(lines)
 
@@ -54,7 +54,7 @@ def function_feedback(fr: FunctionResult) -> str:
         lines.append(f"  every check failed: {quote_block(reasons.pop(), '    ')}")
         smallest = min((c for c in failed if not c.verdict.message.startswith("not run")), key=_size)
         if _size(smallest) <= _MAX_EXAMPLE_NUMEL:
-            lines.append("  replay the first case (torch and course_lib's reference give the expected answer):")
+            lines.append("  to replay the first case, run in your notebook (the message above gives the expected values):")
             lines += ["    " + ln for ln in smallest.case.replay(fr.name, smallest.m.inputs).splitlines()]
         lines += [f"  note: {quote_block(note, '    ')}" for note in fr.notes]
         return "\n".join(lines)

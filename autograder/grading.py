@@ -147,7 +147,10 @@ def grade_function(spec: FunctionSpec, ex: Extraction, sandbox: Sandbox, seed: i
     run = sandbox.run_function(spec.name, program, [_worker_case(c, m) for _, c, m in built])
     fr.wall_s, fr.maxrss_kb = run.wall_s, run.maxrss_kb
     if run.setup:
+        provided = {(s.cell, s.line) for s in ex.statements if s.provided}
         for err in run.setup.get("errors", []):
+            if (err.get("cell"), err.get("line")) in provided:
+                continue                                        # only the student's own cells produce notes
             fr.notes.append(f"cell {err['cell']}, line {err['line']}: defining this raised {err['type']}: "
                             f"{err['message'][:200]}")
     by_check: dict[str, CheckResult] = {c.name: CheckResult(c.name, c.title, c.weight, 0.0) for c in spec.checks}

@@ -38,7 +38,11 @@ from pathlib import Path
 from .quoting import one_line
 
 __all__ = ["Statement", "Extraction", "extract_notebook", "extract_cells", "NotebookError", "MAX_NOTEBOOK_BYTES",
-           "MAX_JSON_VALUES", "MAX_CELL_CODE", "MAX_CODE"]
+           "MAX_JSON_VALUES", "MAX_CELL_CODE", "MAX_CODE", "UNREACHABLE_PACKAGES"]
+
+# Packages graded code can never import (the sandbox refuses them): their imports are not kept, so the notebook's
+# own set-up lines (``from course_lib.checks import check``, nbgrader's hidden-test import) cause no notes.
+UNREACHABLE_PACKAGES = ("course_lib", "autograder")
 
 MAX_NOTEBOOK_BYTES = 64 << 20
 MAX_JSON_VALUES = 1_000_000          # JSON values in the file (each costs ~100 bytes once parsed)
@@ -73,6 +77,7 @@ class Statement:
     order: int = 0
     params: list[str] = field(default_factory=list)         # def: parameter names (see signature_of)
     loops: list[int] = field(default_factory=list)          # def: lines of loops (see loops_in)
+    provided: bool = False                                   # from a cell the course wrote (no notes about it)
 
     def as_job(self) -> dict:
         return {"cell": self.cell, "line": self.line, "source": self.source}
@@ -188,8 +193,20 @@ def read_cells(path: str | Path) -> list[dict]:
         src = c.get("input", c.get("source", "")) if kind == "code" and "source" not in c else c.get("source", "")
         if isinstance(src, list):
             src = "".join(s for s in src if isinstance(s, str))
-        out.append({"cell_type": kind if isinstance(kind, str) else None, "source": src if isinstance(src, str) else ""})
+        meta = c.get("metadata")
+        provided = isinstance(meta, dict) and _is_provided(meta)
+        out.append({"cell_type": kind if isinstance(kind, str) else None, "source": src if isinstance(src, str) else "",
+                    "provided": provided})
     return out
+
+
+def _is_provided(meta: dict) -> bool:
+    """A cell the course wrote (set-up, experiments, locked or graded test cells), not one the student writes in:
+    marked ``"course": {"provided": true}`` by the notebook builder, or an nbgrader cell that is not a solution."""
+    course, nb = meta.get("course"), meta.get("nbgrader")
+    if isinstance(course, dict) and course.get("provided") is True:
+        return True
+    return isinstance(nb, dict) and not nb.get("solution", False)
 
 
 def _json_values(text: str) -> int:
@@ -327,9 +344,12 @@ def _uses(node: ast.AST) -> set[str]:
 
 def _classify(node: ast.stmt) -> tuple[str, set[str]] | None:
     if isinstance(node, ast.Import):
+        if any(a.name.split(".")[0] in UNREACHABLE_PACKAGES for a in node.names):
+            return None
         return "import", {(a.asname or a.name.split(".")[0]) for a in node.names}
     if isinstance(node, ast.ImportFrom):
-        if node.module == "__future__" or any(a.name == "*" for a in node.names):
+        if node.module == "__future__" or any(a.name == "*" for a in node.names) \
+                or (node.module or "").split(".")[0] in UNREACHABLE_PACKAGES:
             return None
         return "import", {(a.asname or a.name) for a in node.names}
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -379,11 +399,11 @@ def extract_cells(cells: list[dict]) -> Extraction:
         except (RecursionError, MemoryError):
             ex.notes.append(f"cell {index} is nested too deeply to parse and was skipped")
             continue
-        order = _keep_statements(ex, index, src, tree, order)
+        order = _keep_statements(ex, index, src, tree, order, bool(cell.get("provided")))
     return ex
 
 
-def _keep_statements(ex: Extraction, index: int, src: str, tree: ast.Module, order: int) -> int:
+def _keep_statements(ex: Extraction, index: int, src: str, tree: ast.Module, order: int, provided: bool = False) -> int:
     """Append the kept top-level statements of one parsed cell; returns the running statement order."""
     lines = src.split("\n")
     body = tree.body
@@ -401,7 +421,8 @@ def _keep_statements(ex: Extraction, index: int, src: str, tree: ast.Module, ord
             ex.notes.append(f"cell {index}, line {start}: a statement nested too deeply was skipped")
             continue
         order += 1
-        st = Statement(cell=index, line=start, source=text, kind=kind, names=names, uses=_uses(node), order=order)
+        st = Statement(cell=index, line=start, source=text, kind=kind, names=names, uses=_uses(node), order=order,
+                       provided=provided)
         if kind == "def":
             st.params, st.loops = _signature(node), _loop_lines(node)
         ex.statements.append(st)
@@ -434,9 +455,48 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
     return names
 
 
+def _fixed_size(expr: ast.AST) -> bool:
+    """An iterable whose length is written in the code: a literal, range() of constants, zip/enumerate of those."""
+    if isinstance(expr, (ast.Tuple, ast.List, ast.Set, ast.Dict, ast.Constant)):
+        return True
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+        if expr.func.id == "range":
+            return all(isinstance(a, ast.Constant) or (isinstance(a, ast.UnaryOp) and isinstance(a.operand, ast.Constant))
+                       for a in expr.args)
+        if expr.func.id in ("zip", "enumerate", "reversed", "sorted"):
+            return bool(expr.args) and all(_fixed_size(a) for a in expr.args[:1 if expr.func.id != "zip" else None])
+    return False
+
+
+def _error_paths(node: ast.AST) -> set[int]:
+    """ids of the nodes inside an ``if`` branch that ends by raising (argument checks) or inside a ``raise``."""
+    out: set[int] = set()
+    for n in ast.walk(node):
+        branches = [n.body, n.orelse] if isinstance(n, ast.If) else []
+        for body in branches:
+            if body and isinstance(body[-1], ast.Raise):
+                out.update(id(x) for stmt in body for x in ast.walk(stmt))
+        if isinstance(n, ast.Raise):
+            out.update(id(x) for x in ast.walk(n))
+    return out
+
+
 def _loop_lines(node: ast.AST) -> list[int]:
-    loops = (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-    return sorted({n.lineno for n in ast.walk(node) if isinstance(n, loops)})
+    """Lines of the loops whose trip count grows with the data: not loops over a fixed, written-out number of
+    items (``range(4)``, a tuple of names), and not loops that only build an error message."""
+    errors = _error_paths(node)
+    lines = set()
+    for n in ast.walk(node):
+        if id(n) in errors:
+            continue
+        if isinstance(n, (ast.For, ast.AsyncFor)) and not _fixed_size(n.iter):
+            lines.add(n.lineno)
+        elif isinstance(n, ast.While):
+            lines.add(n.lineno)
+        elif isinstance(n, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)) \
+                and not all(_fixed_size(g.iter) for g in n.generators):
+            lines.add(n.lineno)
+    return sorted(lines)
 
 
 def signature_of(st: Statement) -> list[str]:

@@ -189,6 +189,7 @@ def build(name: str) -> nbformat.NotebookNode:
                 cell.metadata = _nbgrader(False, False, True, gid or f"readonly_{idx}")
             else:
                 cell = nbformat.v4.new_code_cell(body)
+                cell.metadata = {"course": {"provided": True}}    # the course's code: the grader notes nothing in it
         except GenerationError as exc:
             raise SourceError(f"{where}: {exc}") from None
         # stable cell ids, so rebuilding an unchanged source gives a byte-identical notebook
