@@ -8,6 +8,7 @@ a run. Case seeds derive from the run seed, the function, the check and the case
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, sources_digest
+from . import __version__, astnorm, sources_digest
 from .notebook import Extraction, NotebookError, extract_notebook, loops_in, signature_of
 from .registry import REGISTRY
 from .registry.core import Case, Cases, FunctionSpec, Materialized, derive_seed, materialize
@@ -97,12 +98,16 @@ def run_seed(digest: str, assignment: str, salt: str | None = None) -> int:
 
 
 def code_digest(ex: Extraction, names: list[str]) -> str:
-    """sha256 of the statements that the graded functions ``names`` need, in notebook order (what the seed
-    depends on; other code, such as the import in nbgrader's hidden test cells, does not change it)."""
+    """sha256 of the normalised statements that the graded functions ``names`` need, in notebook order (what the
+    seed depends on: other code, such as the import in nbgrader's hidden test cells, and comments, formatting or
+    renamed locals in that code, do not change it)."""
     needed = {id(st): st for name in names for st in ex.program_for(name)}
     h = hashlib.sha256()
     for st in sorted(needed.values(), key=lambda st: st.order):
-        h.update(st.source.encode("utf-8", "surrogatepass"))
+        try:                                  # normalised: a comment or a renamed local keeps the seed
+            h.update(astnorm.digest(ast.parse(st.source)).encode())
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            h.update(st.source.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
     return h.hexdigest()
 

@@ -1,12 +1,11 @@
 """Leak scan of the student edition: does any function in it compute a graded function?
 
-Every function and method in the student wheel (nested ones included) is compared, as a *normalised* AST, with
+Every function and method in the student wheel (nested ones included) is compared, as a *normalised* AST
+(autograder/astnorm.py), with
 every function of the answers: the graded references and the private helpers of their modules, every loop version
 (course_lib/naive), and the function of every solution cell of the source notebooks (graded scaffolds, loop
-warm-ups, free-form solution cells). Normalising drops docstrings, annotations, decorators, comments and string
-contents, and renames every identifier (arguments, locals, globals) by order of first use, so renaming variables,
-rewording messages or reformatting does not hide a copy; attribute names, keyword names and numbers are kept (they
-are the computation). The wheel must also hold no file of autograder/, solutions/ or course_lib/naive, and no
+warm-ups, free-form solution cells): renaming variables, rewording messages or reformatting does not hide a copy.
+The wheel must also hold no file of autograder/, solutions/ or course_lib/naive, and no
 hidden-test text.
 
     python scripts/leakscan.py dist/student/<wheel>.whl        # exit 1 and list the findings on a leak
@@ -14,13 +13,14 @@ hidden-test text.
 from __future__ import annotations
 
 import ast
-import hashlib
 import re
 import sys
 import zipfile
 from pathlib import Path
 
 import nbformat
+
+from autograder.astnorm import digest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN_PATHS = ("autograder/", "solutions/", "course_lib/naive/", "course_lib/naive.py", "course_lib/sourcegen.py")
@@ -29,51 +29,10 @@ FORBIDDEN_TEXT = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "E
 __all__ = ["normalized", "functions_in", "answer_digests", "scan_wheel", "main"]
 
 
-class _Normalise(ast.NodeTransformer):
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
-
-    def _rename(self, name: str) -> str:
-        return self.names.setdefault(name, f"n{len(self.names)}")
-
-    def _function(self, node):
-        node.name = self._rename(node.name)
-        node.decorator_list, node.returns = [], None
-        body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
-            body = body[1:]
-        node.body = body or [ast.Pass()]
-        self.generic_visit(node)
-        return node
-
-    visit_FunctionDef = visit_AsyncFunctionDef = _function
-
-    def visit_Lambda(self, node):
-        self.generic_visit(node)
-        return node
-
-    def visit_arg(self, node):
-        node.arg, node.annotation = self._rename(node.arg), None
-        return node
-
-    def visit_Name(self, node):
-        node.id = self._rename(node.id)
-        return node
-
-    def visit_Constant(self, node):
-        if isinstance(node.value, str):
-            node.value = "s"
-        return node
-
-    def visit_JoinedStr(self, node):
-        return ast.Constant("s")
-
-
 def normalized(node: ast.AST) -> str:
-    """sha256 of the normalised dump of a function node (a fresh copy is normalised; ``node`` is unchanged)."""
-    copy = ast.parse(ast.unparse(node)).body[0]
-    return hashlib.sha256(ast.dump(_Normalise().visit(copy), annotate_fields=False).encode()).hexdigest()
+    """sha256 of the normalised function (see autograder.astnorm: names, docstrings, comments and messages
+    stripped)."""
+    return digest(node)
 
 
 def functions_in(source: str, nested: bool = True) -> list[ast.AST]:
