@@ -16,6 +16,7 @@ import functools
 import hashlib
 import math
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..worker import specials
-from ..worker.runner import surrogate
+from ..worker.runner import DeviceMixRecorder, apply_layout, surrogate
 
 __all__ = ["Special", "Case", "CheckSpec", "Mistake", "mistake", "PublicCase", "FunctionSpec", "Cases", "derive_seed", "Materialized",
            "materialize"]
@@ -125,15 +126,32 @@ class Case:
     return_inputs: bool = False
     repeat: bool = False                    # call twice on fresh inputs (same generator seed) to test determinism
     meta: dict = field(default_factory=dict)
+    layout: dict = field(default_factory=dict)   # argument position -> "transposed" | "strided" (same values)
+    global_rng: bool = False                # torch.manual_seed(seed) right before the call, in the worker and for
+                                            # the reference (random modes called without a generator)
+    equal_nan: bool = False                 # the reference returns NaN on purpose: NaN equals NaN
 
     def replay(self, function: str, inputs: dict) -> str:
-        """Code that rebuilds this case's inputs and calls the function."""
+        """Code that rebuilds this case's inputs and calls the function (with the argument layouts, the inputs
+        that require grad and the global seed the worker used)."""
         lines = [f"g = torch.Generator().manual_seed({self.seed})"]
         for name, expr in self.recipe:
             value = inputs.get(name)
             lines.append(value.replay.replace("{name}", name) if isinstance(value, Special) else f"{name} = {expr}")
-        lines.append(f"{function}({', '.join(self.call)})")
+        call = list(self.call)
+        for i, kind in sorted(self.layout.items()):
+            call[i] = LAYOUT_CODE[kind].format(f"({call[i]})" if not call[i].isidentifier() else call[i])
+        for i in self.grad_wrt:
+            if call[i].isidentifier() and not isinstance(inputs.get(call[i]), Special):
+                lines.append(f"{call[i]}.requires_grad_(True)")
+        if self.global_rng:
+            lines.append(f"torch.manual_seed({self.seed})")
+        lines.append(f"{function}({', '.join(call)})")
         return "\n".join(lines)
+
+
+# the replay text of each argument layout (what runner.apply_layout does)
+LAYOUT_CODE = {"transposed": "{0}.mT.contiguous().mT", "strided": "torch.stack([{0}, {0}], -1)[..., 0]"}
 
 
 @dataclass
@@ -269,6 +287,10 @@ class Materialized:
     ref_after: list | None = None            # arguments after the reference call
     ref_grads: list | None = None            # gradients wrt grad_wrt args (None entries allowed)
     grad_outputs: list | None = None         # one per flattened tensor output (None for non-float)
+    ref_requires_grad: list | None = None    # per flattened tensor output: does the reference's require grad?
+    ref_mixed: str | None = None             # meta cases: the reference mixed devices (then no meta case is made)
+    truth_out: Any = None                    # float32 cases: the reference on the inputs in float64 (the truth)
+    truth_grads: list | None = None          # ... and its gradients for the same grad_outputs
 
     def fresh_args(self) -> list:
         return [_fresh(a) for a in self.args]
@@ -304,14 +326,19 @@ def materialize(spec: FunctionSpec, case: Case) -> Materialized:
     args = [eval(expr, env) for expr in case.call]  # noqa: S307
     wire_args = [a.spec if isinstance(a, Special) else a for a in args]
     m = Materialized(inputs=inputs, args=args, wire_args=wire_args)
-    live = [build_arg(_fresh(a)) for a in args]
-    for i in case.grad_wrt:
-        live[i] = live[i].detach().requires_grad_(True)
+    live = _live(args, case)
     try:
-        m.ref_out = spec.reference(*live)
+        if case.device == "meta":
+            recorder = DeviceMixRecorder()
+            with recorder:
+                m.ref_out = spec.reference(*live)
+            m.ref_mixed = recorder.mixed
+        else:
+            m.ref_out = _call(spec.reference, live, case)
     except Exception as exc:                  # an error case: the reference raises ValueError
         m.ref_error = exc
         return m
+    m.ref_requires_grad = [bool(o.requires_grad) for o in flat_tensors(m.ref_out)]
     m.ref_after = [_detached(a) for a in live]
     if case.grad:
         outs = flat_tensors(m.ref_out)
@@ -326,7 +353,78 @@ def materialize(spec: FunctionSpec, case: Case) -> Materialized:
         else:
             m.ref_grads = [None] * len(wrt)
     m.ref_out = _detached(m.ref_out)
+    _float64_truth(spec, case, m)
+    if case.global_rng:                       # draws of another dtype are other numbers: no float64 truth
+        m.truth_out, m.truth_grads = None, None
     return m
+
+
+_GLOBAL_RNG = threading.Lock()                # the grader judges several functions at once; one global generator
+
+
+def _live(args: list, case: Case) -> list:
+    """Fresh live arguments as the worker builds them: specials built, moved to the meta device for a meta case
+    (the grader computes every other case on the CPU), the argument layouts applied, requires_grad set."""
+    live = [build_arg(_fresh(a)) for a in args]
+    if case.device == "meta":
+        live = [a.to("meta") if isinstance(a, (torch.Tensor, torch.nn.Module)) else a for a in live]
+    for i, kind in case.layout.items():
+        live[i] = apply_layout(live[i], kind)
+    for i in case.grad_wrt:
+        live[i] = live[i].detach().requires_grad_(True)
+    return live
+
+
+def _call(fn: Callable, live: list, case: Case) -> Any:
+    """``fn(*live)``; for a ``global_rng`` case with the global generator seeded as the worker seeds it (and
+    restored afterwards)."""
+    if not case.global_rng:
+        return fn(*live)
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(case.seed)
+        return fn(*live)
+
+
+_LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _upcast(value: Any) -> Any:
+    """A float64 copy of an argument (tensors and modules); None when the argument cannot be upcast faithfully
+    (a generator: its draws depend on the dtype)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(torch.float64) if value.dtype in _LOW_PRECISION else value.detach().clone()
+    if isinstance(value, torch.nn.Module):
+        return copy.deepcopy(value).double()
+    if isinstance(value, torch.Generator):
+        return None
+    return copy.deepcopy(value)
+
+
+def _float64_truth(spec: FunctionSpec, case: Case, m: Materialized) -> None:
+    """For a case with low-precision inputs, the reference's answer computed in float64 (judges compare float32
+    results with it, allowing the reference's own float32 error)."""
+    live = [build_arg(_fresh(a)) for a in m.args]
+    low = any(isinstance(a, torch.Tensor) and a.dtype in _LOW_PRECISION for a in live)
+    if not low or case.device != "cpu":
+        return
+    up = [_upcast(a) for a in live]
+    if any(u is None and a is not None for u, a in zip(up, live)):
+        return
+    for i in case.grad_wrt:
+        up[i] = up[i].requires_grad_(True)
+    try:
+        out = spec.reference(*up)
+        if case.grad and m.grad_outputs is not None:
+            outs = flat_tensors(out)
+            pairs = [(o, go.to(torch.float64)) for o, go in zip(outs, m.grad_outputs)
+                     if go is not None and o.requires_grad and o.shape == go.shape]
+            wrt = [up[i] for i in case.grad_wrt]
+            grads = torch.autograd.grad(surrogate(pairs), wrt, allow_unused=True) if pairs else [None] * len(wrt)
+            m.truth_grads = [None if gr is None else gr.detach() for gr in grads]
+    except Exception:                          # the float64 path fails (an op without float64): no truth
+        m.truth_grads = None
+        return
+    m.truth_out = _detached(out)
 
 
 def _detached(value: Any) -> Any:
@@ -341,10 +439,8 @@ def _detached(value: Any) -> Any:
 
 def run_variant(fn: Callable, m: Materialized, case: Case) -> tuple[Any, list | None, list | None]:
     """A mistake variant on fresh copies of the inputs: (out, args_after, grads) or raises."""
-    live = [build_arg(_fresh(a)) for a in m.args]
-    for i in case.grad_wrt:
-        live[i] = live[i].detach().requires_grad_(True)
-    out = fn(*live)
+    live = _live(m.args, case)
+    out = _call(fn, live, case)
     grads = None
     if case.grad and m.grad_outputs is not None:
         outs = flat_tensors(out)

@@ -21,7 +21,7 @@ import torch
 from .core import Case, FunctionSpec, Materialized, run_variant
 
 __all__ = ["Verdict", "Context", "value", "dtype_device", "gradients", "stop_gradient", "no_mutation", "raises",
-           "compare", "describe_failure"]
+           "compare", "describe_failure", "grad_flag_problem"]
 
 
 @dataclass
@@ -56,9 +56,42 @@ def _show(t: torch.Tensor) -> str:
     return f"a tensor of shape {list(t.shape)}"
 
 
-def _compare_tensor(got: torch.Tensor, want: torch.Tensor, where: str, spec: FunctionSpec, equal_nan: bool) -> list[str]:
+def _against_truth(got: torch.Tensor, want: torch.Tensor, truth: torch.Tensor, where: str, spec: FunctionSpec,
+                   equal_nan: bool) -> list[str]:
+    """A low-precision result judged against the float64 truth, allowing 4x the reference's own error on this case
+    on top of the dtype's tolerance (a correct formula that rounds differently passes; a wrong one does not)."""
+    t = truth.to(torch.float64)
+    a = got.to(torch.float64)
+    ref_err = (want.to(torch.float64) - t).abs()
+    ref_err = ref_err[torch.isfinite(ref_err)]
+    allow = float(ref_err.max()) if ref_err.numel() else 0.0
+    rtol, atol = spec.tolerance(want.dtype)
+    tol = atol + rtol * t.abs().nan_to_num(posinf=0.0, neginf=0.0) + 4 * allow
+    same_special = (a == t) | (torch.isnan(a) & torch.isnan(t) if equal_nan else torch.zeros_like(a, dtype=torch.bool))
+    ok = same_special | ((a - t).abs() <= tol)
+    if bool(ok.all()):
+        return []
+    bad_nan = ~torch.isfinite(a) & torch.isfinite(t)
+    if bad_nan.any():
+        at = tuple(bad_nan.nonzero()[0].tolist())
+        return [f"{where}: contains NaN/Inf (first at index {at}) where the expected value is finite "
+                f"({_fmt(t[at].item()) if at else _fmt(t.item())}): is the computation numerically stable?"]
+    err = torch.where(ok, torch.zeros_like(a), (a - t).abs().nan_to_num(float("inf")))
+    idx = tuple(torch.nonzero(err == err.max())[0].tolist()) if err.dim() else ()
+    tolerance = f"tolerance {_fmt(tol[idx].item() if tol.dim() else tol.item())} for {str(want.dtype).removeprefix('torch.')}"
+    if want.numel() <= 12:
+        return [f"{where}: expected {_show(t.to(want.dtype))}, got {_show(got)} ({tolerance})"]
+    return [f"{where}: values differ (largest error {_fmt(err.max().item())} at index {idx}: expected "
+            f"{_fmt(t[idx].item())}, got {_fmt(a[idx].item())}; {tolerance})"]
+
+
+def _compare_tensor(got: torch.Tensor, want: torch.Tensor, where: str, spec: FunctionSpec, equal_nan: bool,
+                    truth: torch.Tensor | None = None) -> list[str]:
     if list(got.shape) != list(want.shape):
         return [f"{where}: expected shape {list(want.shape)}, got {list(got.shape)}"]
+    if truth is not None and want.dtype in (torch.float32, torch.float16, torch.bfloat16) \
+            and got.is_floating_point() and list(truth.shape) == list(want.shape):
+        return _against_truth(got, want, truth, where, spec, equal_nan)
     if want.dtype == torch.bool or not want.is_floating_point():
         if got.is_floating_point() and not want.dtype == torch.bool:
             ok = torch.equal(got.to(torch.float64), want.to(torch.float64))
@@ -91,19 +124,25 @@ def _compare_tensor(got: torch.Tensor, want: torch.Tensor, where: str, spec: Fun
             f"{_fmt(b[idx].item())}, got {_fmt(a[idx].item())})"]
 
 
-def compare(got: Any, want: Any, spec: FunctionSpec, where: str = "output", equal_nan: bool = False) -> list[str]:
-    """Problems with a student value (worker description) against a reference value; [] when it matches."""
+def compare(got: Any, want: Any, spec: FunctionSpec, where: str = "output", equal_nan: bool = False,
+            truth: Any = None) -> list[str]:
+    """Problems with a student value (worker description) against a reference value; [] when it matches.
+
+    ``truth`` (same structure as ``want``, float64) is the reference computed in float64 for a low-precision case:
+    float32 results are then judged against it (see :func:`_against_truth`)."""
     if isinstance(want, torch.Tensor):
         if not isinstance(got, dict) or got.get("t") != "tensor":
             return [f"{where}: expected a tensor of shape {list(want.shape)}, got {_kind(got)}"]
-        return _compare_tensor(got["data"], want, where, spec, equal_nan)
+        return _compare_tensor(got["data"], want, where, spec, equal_nan,
+                               truth if isinstance(truth, torch.Tensor) else None)
     if isinstance(want, (tuple, list)):
         items = got.get("items") if isinstance(got, dict) and got.get("t") in ("tuple", "list") else None
         if not isinstance(items, list) or got.get("n") != len(want) or len(items) != len(want):
             return [f"{where}: expected a tuple of {len(want)} values, got {_kind(got)}"]
+        truths = list(truth) if isinstance(truth, (tuple, list)) and len(truth) == len(want) else [None] * len(want)
         problems: list[str] = []
-        for i, (g, w) in enumerate(zip(items, want)):
-            problems += compare(g, w, spec, f"{where}[{i}]", equal_nan)
+        for i, (g, w, tr) in enumerate(zip(items, want, truths)):
+            problems += compare(g, w, spec, f"{where}[{i}]", equal_nan, tr)
         return problems
     if isinstance(want, dict) and want.get("t") == "module":
         if not _module_matches(got, want):
@@ -238,8 +277,12 @@ def _returned(ctx: Context) -> Verdict | None:
     return None
 
 
-def _find_mistake(ctx: Context, got_obs: Any, grads: bool = False, got_grads: list | None = None) -> Verdict | None:
-    ref_obs = _observe(ctx.spec, ctx.m.ref_out, ctx.m.ref_after)
+def _find_mistake(ctx: Context, got_obs: Any, grads: bool = False, got_grads: list | None = None,
+                  project: Any = None) -> Verdict | None:
+    """A known mistake whose answer on this case is the student's (and not the reference's); ``project`` picks the
+    part of the observed value that is judged (a check of one output of a tuple)."""
+    project = project or (lambda obs: obs)
+    ref_obs = project(_observe(ctx.spec, ctx.m.ref_out, ctx.m.ref_after))
     for mistake in ctx.spec.mistakes:
         if mistake.grads and not grads:                 # a gradient-only mistake leaves the values right
             continue
@@ -254,7 +297,10 @@ def _find_mistake(ctx: Context, got_obs: Any, grads: bool = False, got_grads: li
             differs = any(_grad_problems(v, r, ctx.spec, "x") for v, r in zip(vgrads, ctx.m.ref_grads))
             same = all(not _grad_problems_desc(s, v, ctx.spec, "x", True) for s, v in zip(got_grads, vgrads))
         else:
-            var_obs = _observe(ctx.spec, out, after)
+            try:
+                var_obs = project(_observe(ctx.spec, out, after))
+            except (IndexError, KeyError, TypeError):
+                continue
             differs = bool(_plain_compare(var_obs, ref_obs, ctx.spec))
             same = not compare(got_obs, var_obs, ctx.spec, equal_nan=True) if differs else False
         if differs and same:
@@ -299,17 +345,68 @@ def value(ctx: Context) -> Verdict:
         return Verdict(0.0, unreadable)
     got = _student_obs(ctx)
     want = _observe(ctx.spec, ctx.m.ref_out, ctx.m.ref_after)
-    problems = compare(got, want, ctx.spec, "output" if not ctx.spec.observe else "result")
+    truth = ctx.m.truth_out if not ctx.spec.observe else None
+    problems = compare(got, want, ctx.spec, "output" if not ctx.spec.observe else "result",
+                       equal_nan=ctx.case.equal_nan, truth=truth)
     if not problems:
-        return Verdict(1.0)
+        cut = grad_flag_problem(ctx)
+        return Verdict(0.0, cut) if cut else Verdict(1.0)
     found = _find_mistake(ctx, got)
     if found:
         return Verdict(0.0, f"{problems[0]}; this {found.message}", found.mistake)
     return Verdict(0.0, problems[0])
 
 
+def grad_flag_problem(ctx: Context, first: int = 0, count: int | None = None) -> str | None:
+    """For a case whose inputs require grad: an output the reference connects to the autograd graph (it requires
+    grad) that the student's does not (a detached result); ``first`` / ``count`` select flattened outputs."""
+    flags = ctx.m.ref_requires_grad
+    if not ctx.case.grad_wrt or not flags or ctx.spec.observe or not any(flags):
+        return None
+    got = _tensors(ctx.reply.get("out"))
+    if len(got) != len(flags):
+        return None                                   # the structure is judged elsewhere
+    end = len(flags) if count is None else first + count
+    for i in range(first, end):
+        if flags[i] and not got[i].get("requires_grad", False):
+            where = "the output" if len(flags) == 1 else f"output[{i}]"
+            return (f"{where} has the right values but does not require grad although the inputs do: it is cut off "
+                    "from the autograd graph (detach(), .item(), .numpy(), torch.tensor(...) of a result, or "
+                    "no_grad break back-propagation)")
+    return None
+
+
+# exception messages of code that reads tensor values, which a meta tensor (shapes only) does not have
+_NEEDS_DATA = ("meta tensor", "meta device", "no data", "data-dependent")
+_MIXED = ("expected device", "same device", "different device")
+
+
+def _meta_verdict(ctx: Context) -> Verdict | None:
+    """The meta device stands in for a GPU on a CPU-only grader: a tensor the function makes on the CPU meets the
+    meta input (reported by the worker, or an error), which is the bug a GPU would show. A function that reads
+    values (an argument check such as bool((x < 0).any())) cannot run on the meta device: not judged."""
+    r = ctx.reply or {}
+    if r.get("mixed_devices"):
+        return Verdict(0.0, f"on the meta device (a stand-in for a GPU) the function combined CPU tensors with the "
+                            f"input's ({r['mixed_devices']}): create tensors on the input's device "
+                            "(torch.arange(n, device=x.device), torch.full(..., device=x.device), *_like, x.new_*)")
+    if ctx.outcome.failure or r.get("status") != "raised":
+        return None
+    message = str((r.get("exc") or {}).get("message", ""))
+    if any(k in message for k in _MIXED):
+        return Verdict(0.0, f"on the meta device (a stand-in for a GPU) the function mixed devices: {message[:200]} "
+                            "-- create tensors on the input's device (device=x.device)")
+    if any(k in message for k in _NEEDS_DATA):
+        return Verdict(1.0, "not judged: the function reads tensor values, which the meta device does not have")
+    return None
+
+
 def dtype_device(ctx: Context) -> Verdict:
     """Every tensor output has the dtype of the reference's output and lives on the input's device."""
+    if ctx.case.device == "meta":
+        verdict = _meta_verdict(ctx)
+        if verdict:
+            return verdict
     bad = _returned(ctx)
     if bad:
         return bad
@@ -346,14 +443,15 @@ def _grad_problems(got: torch.Tensor | None, want: torch.Tensor | None, spec: Fu
     return _compare_tensor(got, want, where, spec, equal_nan=False)
 
 
-def _grad_problems_desc(got: dict | None, want: torch.Tensor | None, spec: FunctionSpec, where: str, equal_nan: bool = False) -> list[str]:
+def _grad_problems_desc(got: dict | None, want: torch.Tensor | None, spec: FunctionSpec, where: str, equal_nan: bool = False,
+                        truth: torch.Tensor | None = None) -> list[str]:
     if got is None:
         return _grad_problems(None, want, spec, where)
     if not isinstance(got, dict) or got.get("t") != "tensor":
         return [f"{where}: expected a gradient tensor, got {_kind(got)}"]
     if want is None:
         want = torch.zeros_like(got["data"])
-    return _compare_tensor(got["data"], want, where, spec, equal_nan)
+    return _compare_tensor(got["data"], want, where, spec, equal_nan, truth)
 
 
 def gradients(ctx: Context) -> Verdict:
@@ -373,10 +471,11 @@ def gradients(ctx: Context) -> Verdict:
         return Verdict(0.0, f"the gradients could not be read (expected one per input: {', '.join(names)})")
     if not _same_structure(ctx.reply.get("out"), ctx.m.ref_out):
         return Verdict(0.0, f"the output is not shaped like the reference's output (got {_kind(ctx.reply.get('out'))})")
-    for name, got, want in zip(names, g["grads"], ctx.m.ref_grads):
+    truths = ctx.m.truth_grads if _per_input(ctx.m.truth_grads, len(names)) else [None] * len(names)
+    for name, got, want, truth in zip(names, g["grads"], ctx.m.ref_grads, truths):
         if got is None and want is not None and bool(want.abs().max() > 0):
             return Verdict(0.0, f"no gradient reaches {name} (is it detached somewhere?)")
-        problems = _grad_problems_desc(got, want, ctx.spec, f"gradient wrt {name}")
+        problems = _grad_problems_desc(got, want, ctx.spec, f"gradient wrt {name}", truth=truth)
         if problems:
             found = _find_mistake(ctx, None, grads=True, got_grads=g["grads"])
             return Verdict(0.0, problems[0] + (f"; this {found.message}" if found else ""), found.mistake if found else None)
