@@ -75,11 +75,14 @@ def show_images(
     return ax
 
 
-def save_gif(frames: Sequence | Iterable, path: str | os.PathLike, fps: float = 10.0, loop: int = 0) -> Path:
+def save_gif(frames: Sequence | Iterable, path: str | os.PathLike, fps: float = 10.0, loop: int = 0,
+             min_side: int = 256) -> Path:
     """Write frames (each ``[H, W, 3]`` / ``[H, W]`` or ``[3, H, W]``, float in [0, 1] or uint8) to a GIF.
 
-    The file is written to a temporary name and renamed, so an interrupted call never leaves a truncated
-    GIF behind. Note that GIF merges identical consecutive frames.
+    Small frames are enlarged by an integer factor (nearest neighbour, so pixels stay sharp) until the shorter
+    side is at least ``min_side`` pixels: a 32 x 32 rendering shows at 256 x 256, not as a thumbnail. The file is
+    written to a temporary name and renamed, so an interrupted call never leaves a truncated GIF behind. Note that
+    GIF merges identical consecutive frames.
 
     Raises:
         ValueError: if there are no frames or they differ in shape.
@@ -98,6 +101,9 @@ def save_gif(frames: Sequence | Iterable, path: str | os.PathLike, fps: float = 
         raise ValueError("save_gif needs at least one frame")
     if any(a.shape != arrays[0].shape for a in arrays):
         raise ValueError(f"all frames must have the same shape, got {sorted({a.shape for a in arrays})}")
+    factor = max(1, -(-int(min_side) // min(arrays[0].shape[:2])))          # ceil(min_side / shorter side)
+    if factor > 1:
+        arrays = [a.repeat(factor, axis=0).repeat(factor, axis=1) for a in arrays]
     path = Path(path)
     with atomic_path(path) as tmp:
         imageio.mimsave(tmp, arrays, format="GIF", duration=1000.0 / fps, loop=loop)

@@ -184,6 +184,7 @@ print(f"at D(G(z)) = 1e-4: saturating gradient {grads[True][0].item():.2e}, "
 
 # %% [code]
 from course_lib.dcgan import DCGANConfig, Discriminator, Generator
+from course_lib.notebook import figure_title, output_path
 from course_lib.viz import save_gif, show_images
 
 cfg = DCGANConfig(channels=1)
@@ -220,7 +221,7 @@ plt.show()
 if GRADING:
     print("skipped while grading")
 else:
-    result = gan_experiment.run(discriminator_loss, generator_loss, device=device)
+    result = gan_experiment.run(discriminator_loss=discriminator_loss, generator_loss=generator_loss, device=device)
     metrics, history = result["metrics"], result["history"]
     print(gan_experiment.format_metrics({k: metrics[k] for k in ("fd_untrained", "fd_trained", "fd_ratio",
                                                                  "class_coverage")}))
@@ -232,14 +233,14 @@ if not GRADING:
     ax.plot(smooth(history.d_loss), label="discriminator loss")
     ax.plot(smooth(history.g_loss), label="generator loss")
     ax.axhline(2 * math.log(2), color="0.6", ls="--", label="D loss when D(x) = 1/2 everywhere")
-    ax.set(xlabel="step", title="losses (moving average)")
+    ax.set(xlabel="step", title=figure_title("losses (moving average)"))
     ax.legend()
     plt.show()
     step, last = history.snapshots[-1]
-    show_images(last[:48], nrow=16, title=f"generated samples after {step + 1} steps")
+    show_images(last[:48], nrow=16, title=figure_title(f"{len(last[:48])} generated samples after {step + 1} steps"))
     plt.show()
     frames = [course_lib.viz.make_grid(s[:32], nrow=8) for _, s in history.snapshots]
-    gif = save_gif(frames, "gan_training.gif", fps=4)
+    gif = save_gif(frames, output_path("gan_training.gif"), fps=4)
     print(f"training progress written to {gif} (open it to watch the samples form)")
 
 # %% [markdown]
