@@ -17,6 +17,10 @@ c.CourseDirectory.release_directory = "assignments"
 # the text sources (<name>.py) hold the solutions: never copy them into the release
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "README.md", "outputs"]
 
+# The exchange folder (release_assignment, the students' Assignment List, submit, collect). On a multi-user
+# JupyterHub an administrator creates it once for everyone: mkdir -p /srv/nbgrader/exchange && chmod ugo+rwx it.
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
+
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
