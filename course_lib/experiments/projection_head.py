@@ -1,6 +1,7 @@
 """Is more information kept in h than in z? Linear probes on both sides of a contrastive projection head.
 
-    python -m course_lib.experiments.projection_head [--method simclr|moco] [--images DIR_OR_TAR] [--steps S]
+    python -m course_lib.experiments.projection_head [--method simclr|moco] [--head mlp|linear] [--images DIR_OR_TAR]
+                                                     [--steps S]
 
 The lecture (after SimCLR, section 4.2): the contrastive loss makes ``z = g(h)`` invariant to the augmentations,
 so the head ``g`` learns to throw away what they change, and the representation ``h`` one layer earlier keeps
@@ -39,7 +40,7 @@ from ..train.knn import extract_features
 from ..utils import pick_device, smoke_mode
 from . import format_metrics
 from .clip import dominant_hue
-from .contrastive import METHODS, ContrastiveExperiment, load_split
+from .contrastive import HEADS, METHODS, ContrastiveExperiment, load_split
 from .rotation import linear_probe
 
 __all__ = ["probe_labels", "probe_h_and_z", "run", "main"]
@@ -104,15 +105,19 @@ def probe_h_and_z(model, exp: ContrastiveExperiment, device: torch.device | None
 def run(model=None, exp: ContrastiveExperiment | None = None, *, method: str = "simclr",
         device: torch.device | None = None, progress: bool = True) -> dict:
     """Probe ``model`` (an encoder + head trained by :mod:`.contrastive` on ``exp``'s data; trained here with the
-    reference functions when None). Returns ``{"probes": {label: (acc_h, acc_z)}, "metrics", "model"}``."""
+    reference functions when None). Returns ``{"probes": {label: (acc_h, acc_z)}, "metrics", "model"}``; when the
+    model is trained here, ``metrics`` also holds its ``knn_acc`` on h (see :func:`.contrastive.run`)."""
     from . import contrastive
 
     exp = (exp or (ContrastiveExperiment.smoke() if smoke_mode() else ContrastiveExperiment())).validate()
     device = device or pick_device()
+    knn = {}
     if model is None:
-        model = contrastive.run(exp=exp, method=method, device=device, progress=progress)["model"]
+        trained = contrastive.run(exp=exp, method=method, device=device, progress=progress)
+        model, knn = trained["model"], {"knn_acc": trained["metrics"]["knn_acc"]}
     probes = probe_h_and_z(model, exp, device)
     metrics = {f"{name}_{layer}": acc for name, accs in probes.items() for layer, acc in zip("hz", accs)}
+    metrics.update(knn)
     return {"probes": probes, "metrics": metrics, "model": model}
 
 
@@ -122,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=METHODS, default="simclr")
     parser.add_argument("--images", metavar="DIR", help="folder or tar of <class>/<image> files (default: glyphs)")
     parser.add_argument("--steps", type=int, help="training steps (default 1600; 4 with COURSE_SMOKE=1)")
+    parser.add_argument("--head", choices=HEADS, default="mlp", help="projection head (linear: MoCo v1's)")
     args = parser.parse_args(argv)
     exp = ContrastiveExperiment.smoke() if smoke_mode() else ContrastiveExperiment()
+    exp = replace(exp, head=args.head)
     if args.images is not None:
         if not Path(args.images).exists():
             parser.error(f"--images {args.images}: no such folder or archive")
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:                    # bad data or settings: a clear message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(f"{args.method}, {exp.head} head, data {exp.data}: kNN accuracy on h {out['metrics']['knn_acc']:.3f}")
     for name, (acc_h, acc_z) in out["probes"].items():
         print(f"{name:10s} linear probe on h {acc_h:.3f}   on z {acc_z:.3f}")
     print(format_metrics(out["metrics"]))
