@@ -775,9 +775,9 @@ check("clip_loss", clip_loss)
 # pairs, random crops and a learned logit scale, for 600 steps.
 #
 # One (character, colour) combination per character — character number $i$ in colour number $i \bmod 6$, so
-# "orange A", "yellow B", ... — is **never shown in training**; every character and every colour is. After
+# "red A", "orange B", "yellow C", ... — is **never shown in training**; every character and every colour is. After
 # training we build a classifier over all $20 \times 6 = 120$ (character, colour) combinations from text alone:
-# the weight vector of "red A" is the mean of the embeddings of the 16 captions "red ... A" with all fonts
+# the weight vector of "blue A" is the mean of the embeddings of the 16 captions "blue ... A" with all fonts
 # (prompt ensembling). Then we classify images of the held-out combinations, whose captions the model has never
 # been trained on.
 #
@@ -818,8 +818,8 @@ if not GRADING:
     plt.show()
 
 # %% [markdown]
-# The held-out combinations are classified almost as well as the seen ones. The model never saw an orange "A",
-# but it learned "orange" and "A" from other captions, and the text encoder composes them; the colour is
+# The held-out combinations are classified almost as well as the seen ones. The model never saw a red "A",
+# but it learned "red" and "A" from other captions, and the text encoder composes them; the colour is
 # virtually always right, the mistakes are characters. This is the mechanism CLIP relies on at scale: a
 # classifier for new labels comes from text, without a single image of those labels in the classifier's
 # training. On real photos the same code (captions "<hue> <class>", such as "blue airplane", from the CIFAR-10
@@ -849,8 +849,8 @@ if not GRADING:
 # on the captions only through a softmax over captions, so the text encoder could collapse captions that never
 # compete in a row, and its embeddings are not calibrated as a classifier over images; the symmetric loss
 # makes both encoders discriminative, which is what a zero-shot classifier (text weights scoring images) needs.
-# (b) The embedding of "orange A" is (after the MLP) a function of the average of the token vectors of
-# "orange" and "A", both trained on many other captions, so a new combination is composed from known parts:
+# (b) The embedding of "red A" is (after the MLP) a function of the average of the token vectors of
+# "red" and "A", both trained on many other captions, so a new combination is composed from known parts:
 # the model only needs the image encoder to separate colour and character, and the text side of the unseen
 # pair is already right. Without word order, "red A on a blue background" and "blue A on a red background" (the
 # same bag of words) get the same embedding, as do any two captions that permute the same words.
