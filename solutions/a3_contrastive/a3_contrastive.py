@@ -659,7 +659,10 @@ if not GRADING:
 # with a linear head, $z$ is a linear function of $h$, so the invariance the loss demands of $z$ has to be built
 # into $h$ itself — which is what a classifier of characters wants here. MoCo v2's gain was measured on
 # ImageNet after 200 epochs, where the labels also depend on what the augmentations vary; a ten-epoch run on
-# glyphs does not reproduce it.
+# glyphs does not reproduce it. On 6,000 CIFAR-10 photos (the same commands with `--images
+# cifar10_jpg_test.tar.gz`) **the two heads are within about two points of each other**: kNN accuracy 0.40 with the
+# MLP head and 0.42 with the linear one, linear probe of the class on $h$ 0.49 and 0.48 — and again $z$ keeps
+# less of the hue with the MLP head (0.48 against 0.55 on a linear probe).
 #
 # ### MoCo against SimCLR at the same small batch
 #
