@@ -73,6 +73,7 @@ def test_the_experiment_names_an_unfinished_function():
 def test_smoke_run_and_cli_report_every_metric():
     out = pa.run(exp=pa.PixelAlignedExperiment.smoke())
     assert out["curve"].shape == (5,) and out["lifting"]["colour"].shape == (8, 8, 8, 3)
+    assert out["images"].shape == (3, 16, 16, 3) and out["alphas"].shape == (3, 16, 16)
     assert math.isfinite(out["metrics"]["photo_var_surface"])
     cli = run_smoke_cli("course_lib.experiments.priors_pixel_aligned")
     assert cli.returncode == 0, cli.stderr

@@ -136,8 +136,9 @@ def run(
         ``metrics`` (``photo_var_surface``, ``photo_var_off``, ``sweep_depth_err``, ``const_depth_err``,
         ``hull_near_surface`` -- fraction of the voxels inside every silhouette that lie near a surface -- and
         ``consistent_near_surface`` -- the same among the photo-consistent ones), ``offsets`` / ``curve`` (mean
-        variance per offset), ``sweep`` (``depth``, ``true``, ``hit`` maps), ``lifting`` (``points``, ``colour``,
-        ``variance``, ``sdf``, ``hull`` on the grid), the view indices and ``exp``.
+        variance per offset), ``sweep`` (``depth``, ``true``, ``hit`` maps), ``lifting`` (``axis``, ``colour``,
+        ``valid``, ``variance``, ``sdf``, ``hull`` on the grid), the view indices, ``images`` / ``alphas`` /
+        ``poses`` / ``focal`` of the views (reference first) and ``exp``.
     """
     from ..data import AnalyticScene, nerf_scene
 
@@ -204,7 +205,7 @@ def run(
                "variance": grid_var.reshape(r, r, r), "sdf": sdf.reshape(r, r, r), "hull": hull.reshape(r, r, r)}
     return {"metrics": metrics, "offsets": offsets, "curve": curve,
             "sweep": {"depth": sweep_map, "true": depth, "hit": hit}, "lifting": lifting, "views": views,
-            "images": images, "poses": poses, "focal": focal, "exp": exp}
+            "images": images, "alphas": rgba[..., 3], "poses": poses, "focal": focal, "exp": exp}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -143,10 +143,11 @@ if not GRADING:
 
 # %% [markdown]
 # The 3-view model is *better* on its own training views — it has fewer pixels to explain — and it is a good
-# model of those three images, not of the scene: from a new camera the objects smear into clouds, and its depth
-# map shows density scattered all over the near half of the ray interval. More photos of the same scene fix
-# that; the rest of this assignment is about the other fix — knowledge of what scenes look like, learned from
-# *other* scenes.
+# model of those three images, not of the scene: from a new camera the objects dissolve into faint coloured
+# clouds in the wrong places, and its depth map finds no surface where the objects are (most of each ray's weight
+# reaches the far end of the interval, plus a few floaters near the camera at the edges). More photos of the same
+# scene fix that; the rest of this assignment is about the other fix — knowledge of what scenes look like, learned
+# from *other* scenes.
 #
 # **Question 1 (written).** (a) Why can the 3-view model reach a training PSNR as high as the 100-view model's
 # while being wrong about the geometry? Describe one concrete field that renders the three training views exactly
@@ -201,7 +202,7 @@ check("project_points", project_points)
 # %% [markdown]
 # With your function: the ray of one pixel of a training view is a **line** in another view — the *epipolar
 # line*. Every point of the ray projects somewhere on it, and which one is the surface, one view cannot say. The
-# dots are points of the ray from depth 2 to 6 (dark to light); the cross is where the ray really meets the
+# dots are points of the ray from depth 2 to 6 (purple to yellow); the red cross is where the ray really meets the
 # surface (found by `sphere_trace`). The first line checks the round trip through `get_rays`.
 
 # %% [code]
@@ -216,7 +217,8 @@ cols, rows = torch.meshgrid(torch.arange(W, dtype=torch.float32), torch.arange(H
 print(f"round trip through get_rays: largest pixel error {(uv_back - torch.stack([cols, rows], -1)).abs().max():.2e}, "
       f"depth error {(depth_back - 3.7).abs().max():.2e}")
 
-j, i = H // 2, W // 2                                       # the centre pixel of view a
+on_object = (views_a4.alphas[0] > 0.5).nonzero().float()    # [K, 2] (row, column) of pixels that see an object
+j, i = on_object[(on_object - torch.tensor([H / 2, W / 2])).norm(dim=-1).argmin()].long().tolist()   # nearest centre
 ts = torch.linspace(scene.near, scene.far, 40)
 ray_points = o_a[j, i] + ts[:, None] * d_a[j, i]            # [40, 3]
 uv_line, _ = project_points(ray_points, pose_b, focal, H, W)
@@ -228,10 +230,11 @@ axes[0].imshow(views_a4.images[0].numpy())
 axes[0].plot([i], [j], "w+", ms=14, mew=2)
 axes[0].set_title("view a: one pixel", fontsize=9)
 axes[1].imshow(views_a4.images[1].numpy())
-axes[1].scatter(uv_line[:, 0], uv_line[:, 1], c=ts, cmap="Greys", s=12, edgecolors="C1", linewidths=0.5)
+axes[1].scatter(uv_line[:, 0], uv_line[:, 1], c=ts, cmap="viridis", s=10)
 if bool(hit_a[0]):
     axes[1].plot([float(uv_hit[0])], [float(uv_hit[1])], "rx", ms=12, mew=2)
-axes[1].set(xlim=(-0.5, W - 0.5), ylim=(H - 0.5, -0.5), title="view b: its ray, depth 2 (dark) to 6 (light)")
+axes[1].set(xlim=(-0.5, W - 0.5), ylim=(H - 0.5, -0.5))
+axes[1].set_title("view b: the same ray, depth 2 (purple) to 6 (yellow)", fontsize=9)
 for ax in axes:
     ax.axis("off")
 plt.show()
@@ -330,7 +333,8 @@ with optional("plucker_coordinates_loop"):
 # **At the default settings the LFN renders a view with 1 network evaluation per ray instead of 32, fits the
 # training views to at least 23 dB, and is at least 4 dB worse than TinyNeRF on the held-out views, while TinyNeRF
 # loses less than 1.5 dB from training to held-out views** (a test of the course package checks this; we measured
-# 25.6 and 22.0 dB for the LFN, 28.9 and 28.3 dB for TinyNeRF, and rendering about 15 times faster).
+# 25.6 and 22.0 dB for the LFN, 28.9 and 28.3 dB for TinyNeRF, and rendering 15 to 25 times faster, depending on
+# the machine's load).
 
 # %% [code]
 from course_lib.experiments import lightfield
@@ -420,7 +424,8 @@ else:
     m = prior["metrics"]
     for pattern, suffix in (("top half", ""), ("left half", "_left"), ("random 25%", "_random")):
         print(f"{pattern:10s}: hidden-pixel MSE  mean glyph {m['mse_hidden_mean_glyph' + suffix]:.4f}   "
-              f"auto-decoder {m['mse_hidden_autodecoder' + suffix]:.4f}   encoder {m['mse_hidden_encoder' + suffix]:.4f}")
+              f"auto-decoder {m['mse_hidden_autodecoder' + suffix]:.4f}   "
+              f"encoder {m['mse_hidden_encoder' + suffix]:.4f}")
 
 # %% [code]
 if not GRADING:
@@ -441,8 +446,9 @@ if not GRADING:
 
 # %% [markdown]
 # The encoder is excellent at the one question it was trained to answer and lost on any other: shown a left half,
-# it still "sees" a top half with strange strokes, and draws nonsense. The auto-decoder answers all three with the
-# same network, because only the set of pixels in its test-time loss changes.
+# it reads the vertical stroke as the top of a glyph and draws an L or an E whatever the glyph; shown scattered
+# pixels, it draws a faint blur. The auto-decoder answers all three with the same network, because only the set of
+# pixels in its test-time loss changes.
 #
 # The field is a function of continuous coordinates, so a code can be drawn at any resolution; and its codes form
 # a space in which straight lines pass through glyph-like shapes. **At the default settings the codes fitted from
@@ -530,7 +536,8 @@ ax.imshow(g_demo.numpy(), cmap="viridis", extent=(-1 - 1 / 3, 1 + 1 / 3, 1 + 1 /
 xs_v, ys_v = torch.linspace(-1, 1, 4), torch.linspace(-1, 1, 3)
 ax.scatter(*torch.meshgrid(xs_v, ys_v, indexing="xy"), c="w", s=25, edgecolors="k")
 ax.add_patch(plt.Rectangle((-1, -1), 2, 2, fill=False, ec="w", ls="--"))
-ax.set(xlabel="x (columns)", ylabel="y (rows)", title="a 3 x 4 grid: its vertices sit on x, y = -1 ... 1")
+ax.set(xlabel="x (columns)", ylabel="y (rows)")
+ax.set_title("a 3 x 4 grid: its vertices sit on x, y = -1 ... 1", fontsize=10)
 plt.show()
 
 # %% [scaffold] id=bilinear_sample_2d
@@ -550,7 +557,8 @@ lin = torch.linspace(-1.2, 1.2, 200)
 query = torch.stack(torch.meshgrid(lin, lin, indexing="xy"), -1).reshape(1, -1, 2)      # [1, P, 2] (x, y)
 ours = bilinear_sample_2d(g_demo[None, None], query).reshape(200, 200)
 aligned = F.grid_sample(g_demo[None, None], query[:, None], align_corners=True, padding_mode="border").reshape(200, 200)
-centres = F.grid_sample(g_demo[None, None], query[:, None], align_corners=False, padding_mode="border").reshape(200, 200)
+centres = F.grid_sample(g_demo[None, None], query[:, None], align_corners=False,
+                        padding_mode="border").reshape(200, 200)
 print(f"largest difference to grid_sample(align_corners=True): {(ours - aligned).abs().max():.2e}; "
       f"to align_corners=False: {(ours - centres).abs().max():.2f}")
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
@@ -633,8 +641,9 @@ if not GRADING:
     cells = (ex.grid - 1) // ex.slots
     shifted = torch.zeros_like(z_grid)
     shifted[..., cells:] = z_grid[..., :-cells]
-    draw = lambda z: prior_experiment.predict(fld_local, z.reshape(1, -1), ex.autodecoder(), device)[0].cpu()  # noqa: E731
-    before, after = draw(z_grid), draw(shifted)
+    settings = ex.autodecoder()
+    before = prior_experiment.predict(fld_local, z_grid.reshape(1, -1), settings, device)[0].cpu()
+    after = prior_experiment.predict(fld_local, shifted.reshape(1, -1), settings, device)[0].cpu()
     print(f"largest difference between the shifted drawing and the drawing of the shifted codes: "
           f"{(after[:, ex.tile:] - before[:, :-ex.tile]).abs().max():.1e}")
 
@@ -671,41 +680,70 @@ else:
     pix = priors_pixel_aligned.run(project_points, bilinear_sample_2d, get_rays, sphere_trace)
     m = pix["metrics"]
     print(priors_pixel_aligned.format_metrics(m))
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     axes[0].plot(pix["offsets"].numpy(), pix["curve"].numpy(), "o-")
     axes[0].axvline(0, color="0.6", ls=":")
-    axes[0].set(xlabel="offset from the true surface along the ray", ylabel="colour variance across views",
-                title="photo-consistency")
+    axes[0].set(xlabel="offset from the true surface along the ray", ylabel="colour variance across views")
+    axes[0].set_title("photo-consistency", fontsize=9)
     hit = pix["sweep"]["hit"]
     nan = torch.full(hit.shape, float("nan"))
     maps = (torch.where(hit, pix["sweep"]["true"], nan), torch.where(hit, pix["sweep"]["depth"], nan))
-    for ax, img, title in zip(axes[1:3], maps, ("true depth", "plane sweep")):
+    for ax, img, title in zip(axes[1:], maps, ("true depth", "depth of least variance (plane sweep)")):
         ax.imshow(img.numpy(), cmap="viridis")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    lift = pix["lifting"]
-    z_index = int((lift["sdf"] < 0).sum((0, 1)).argmax())                  # the slice through most of the objects
-    ext = pix["exp"].extent
-    axes[3].imshow(lift["colour"][:, :, z_index].transpose(0, 1).numpy(), origin="lower", extent=(-ext, ext, -ext, ext))
-    axes[3].contour(lift["axis"].numpy(), lift["axis"].numpy(), lift["sdf"][:, :, z_index].T.numpy(), levels=[0],
-                    colors="w")
-    axes[3].set(xlabel="x", ylabel="y", title=f"reference view lifted, slice z = {float(lift['axis'][z_index]):.2f}")
-    plt.suptitle(figure_title("pixel-aligned colours"), fontsize=10)
+    plt.suptitle(figure_title("pixel-aligned colours of 9 views"), fontsize=10)
     plt.tight_layout()
     plt.show()
 
+    # a vertical plane through the reference camera and the world z axis: lifted colours, and variance over views
+    images, poses, focal_ref = pix["images"], pix["poses"], pix["focal"]
+    rgba = torch.cat([images, pix["alphas"][..., None]], -1)                  # colour and coverage of the 9 views
+    side = F.normalize(poses[0][:2, 3], dim=0)                                # horizontal direction to the camera
+    s_axis, z_axis = torch.linspace(-1.6, 1.6, 160), torch.linspace(-1.0, 1.6, 130)
+    plane = (s_axis[None, :, None] * torch.cat([side, torch.zeros(1)]) +
+             z_axis[:, None, None] * torch.tensor([0.0, 0.0, 1.0]))          # [Z, S, 3]
+    lifted, _ = priors_pixel_aligned.lift(images[0], poses[0], focal_ref, plane.reshape(-1, 3), project_points,
+                                          bilinear_sample_2d)
+    feats, valid = priors_pixel_aligned.look_up(plane.reshape(-1, 3), rgba, poses, focal_ref, project_points,
+                                                bilinear_sample_2d)
+    hull = (valid & (feats[..., 3] > 0.5)).all(0)                             # inside every view's silhouette
+    spread = priors_pixel_aligned.view_variance(feats[..., :3], valid)
+    spread = torch.where(hull, spread, torch.full_like(spread, float("nan"))).reshape(len(z_axis), len(s_axis))
+    sdf_plane = truth.sdf(plane)
+    extent = (float(s_axis[0]), float(s_axis[-1]), float(z_axis[0]), float(z_axis[-1]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    axes[0].imshow(lifted.reshape(len(z_axis), len(s_axis), 3).clamp(0, 1).numpy(), origin="lower", extent=extent)
+    axes[0].set_title("the reference view lifted onto a vertical plane through its camera", fontsize=9)
+    axes[1].set_facecolor("0.85")
+    im = axes[1].imshow(spread.numpy(), origin="lower", extent=extent, cmap="magma", vmin=0, vmax=0.01)
+    plt.colorbar(im, ax=axes[1], fraction=0.046)
+    axes[1].set_title("colour variance over the 9 views, inside every silhouette", fontsize=9)
+    for ax in axes:
+        ax.contour(s_axis.numpy(), z_axis.numpy(), sdf_plane.numpy(), levels=[0], colors="c", linewidths=1)
+        ax.set(xlabel="horizontal (towards the camera)", ylabel="z")
+    plt.tight_layout()
+    plt.show()
+    print(f"voxels inside every silhouette within 0.1 of a surface: {m['hull_near_surface']:.2f}; "
+          f"of those whose colours agree: {m['consistent_near_surface']:.2f}")
+
 # %% [markdown]
-# In the last panel the lifted colours run in straight streaks away from the camera: every voxel on a pixel's ray
-# gets that pixel's colour, which is the colour of the first surface the ray meets (somewhere on the white contours
-# of the true cross-sections) — but nothing in one image says where along the streak that is. pixelNeRF's network receives such lifted features from
+# On the left, the lifted colours run in straight streaks that point to the camera (high above the scene, so they
+# are nearly vertical): every point on a pixel's ray gets that pixel's colour, the colour of the first surface the
+# ray meets (on the cyan contours of the true cross-sections) — but nothing in one image says where along the
+# streak that is. On the right, inside the region that every view sees as an object (the *visual hull*; grey
+# outside it), the views disagree in stripes inside the textured box and agree mainly near its top surface, while
+# on the plain orange capsule they agree along its whole streak: where a surface has no texture, agreement between views
+# cannot tell depth either, and only a prior can. pixelNeRF's network receives such lifted features from
 # every input view and learns, from many scenes, where along the streaks the surfaces are — from the agreement
 # between views when there are several, and from its prior when there is one.
 #
 # **Question 4 (written).** (a) Why does the local model generalise to canvases with 6 glyphs so much better than
-# the global one, although both have 625 latent floats and were trained on one glyph per canvas? Name the two properties of the architecture that matter.
-# (b) What can the global code do that the local grid cannot? Think of an observation that hides a whole glyph
-# cell. (c) How do pixelNeRF's pixel-aligned features relate to the local codes of the canvas experiment, and what
-# does the photo-consistency curve above tell you about what a pixelNeRF network can learn from them?
+# the global one, although both have 625 latent floats and were trained on one glyph per canvas? Name the two
+# properties of the architecture that matter. (b) What can the global code do that the local grid cannot? Think of
+# an observation that hides a whole glyph cell. (c) How do pixelNeRF's pixel-aligned features relate to the local
+# codes of the canvas experiment, and what does the photo-consistency curve above tell you about what a pixelNeRF
+# network can learn from them?
 
 # %% [answer] id=q_local points=3
 # (a) Locality: each pixel depends only on the few codes around it, so what the decoder learned is a map from a
