@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import enqueue, info_nce_loss, moco_loss, momentum_update, nt_xent_loss
+from course_lib.objectives import MoCoObjective, SimCLRObjective
 from course_lib.experiments import contrastive, infonce_bound
 from course_lib.naive import info_nce_loss_naive
 from course_lib.train.data import ImageSplit
@@ -144,7 +145,7 @@ def test_simclr_objective_scores_both_views_with_the_given_loss():
         return nt_xent_loss(z_a, z_b, temperature)
 
     x_a, x_b = torch.rand(8, 3, 32, 32), torch.rand(8, 3, 32, 32)
-    loss = contrastive.SimCLRObjective(net, recording, exp.temperature).loss(x_a, x_b)
+    loss = SimCLRObjective(net, recording, exp.temperature).loss(x_a, x_b)
     with torch.no_grad():
         z = net(torch.cat([x_a, x_b]))                                                  # one pass, shared BN
     assert calls == [((8, exp.out_dim), (8, exp.out_dim), exp.temperature)]
@@ -156,14 +157,15 @@ def test_moco_step_follows_algorithm_1():
     exp = _tiny_exp(moco_momentum=0.9)
     torch.manual_seed(0)
     net = contrastive.build_net(exp, 3)
-    obj = contrastive.MoCoObjective(net, momentum_update, enqueue, moco_loss, exp, torch.device("cpu"))
-    assert all(not p.requires_grad for p in obj.key_net.parameters())
+    obj = MoCoObjective(net, momentum_update, enqueue, moco_loss, temperature=exp.temperature, queue_size=exp.queue_size,
+                        momentum=exp.moco_momentum, dim=exp.out_dim, device=torch.device("cpu"), seed=exp.seed)
+    assert all(not p.requires_grad for p in obj.key_model.parameters())
     assert torch.allclose(obj.queue.norm(dim=1), torch.ones(exp.queue_size))
     opt = torch.optim.SGD(net.parameters(), lr=0.5)
     ptr_expected = 0
     for step in range(4):                                      # 2 x 8 keys per step into 24 rows: wraps around
         x_1, x_2 = torch.rand(8, 3, 32, 32), torch.rand(8, 3, 32, 32)
-        key_before = [p.clone() for p in obj.key_net.parameters()]
+        key_before = [p.clone() for p in obj.key_model.parameters()]
         queue_before = obj.queue.clone()
         loss = obj.loss(x_1, x_2)
         keys = obj._keys.clone()
@@ -174,10 +176,10 @@ def test_moco_step_follows_algorithm_1():
         assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-4)
         opt.zero_grad()
         loss.backward()
-        assert all(p.grad is None for p in obj.key_net.parameters())
+        assert all(p.grad is None for p in obj.key_model.parameters())
         opt.step()
         obj.after_step()
-        for pk, before, pq in zip(obj.key_net.parameters(), key_before, net.parameters()):
+        for pk, before, pq in zip(obj.key_model.parameters(), key_before, net.parameters()):
             assert torch.allclose(pk, 0.9 * before + 0.1 * pq.detach(), atol=1e-6)
         rows = (ptr_expected + torch.arange(16)) % exp.queue_size
         assert torch.equal(obj.queue[rows], keys) and not obj.queue.requires_grad
@@ -191,7 +193,7 @@ def test_train_records_knn_at_the_start_every_eval_and_at_the_end():
     split = contrastive.load_split(exp)
     net = contrastive.build_net(exp, 3)
     init = contrastive.knn_eval(copy.deepcopy(net).eval().features, split, exp, torch.device("cpu"))
-    hist = contrastive.train(contrastive.SimCLRObjective(net, nt_xent_loss, exp.temperature), net, split, exp,
+    hist = contrastive.train(SimCLRObjective(net, nt_xent_loss, exp.temperature), net, split, exp,
                              torch.device("cpu"), progress=False)
     assert hist.knn_steps == [0, 2, 4, 5] and len(hist.loss) == 5
     assert hist.knn_acc[0] == init                                                      # step 0 is the random init

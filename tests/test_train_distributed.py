@@ -18,10 +18,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from course_lib.contrastive import nt_xent_loss
 from course_lib.models import ContrastiveNet, EncoderConfig, HeadConfig
-from course_lib.train.contrastive import MoCoObjective, SimCLRObjective
-from course_lib.train.distributed import all_gather_with_grad, shuffle_across_ranks, unshuffle_across_ranks
+from course_lib import enqueue, moco_loss, momentum_update, nt_xent_loss
+from course_lib.objectives import MoCoObjective, SimCLRObjective
+from course_lib.train.contrastive import ShuffledKeys
+from course_lib.train.distributed import all_gather_no_grad, all_gather_with_grad, shuffle_across_ranks, unshuffle_across_ranks
 
 WORLD = 2
 N = 8                                   # whole batch; each rank gets N / WORLD
@@ -78,7 +79,7 @@ def _simclr_worker(rank, port, out):
     x_a, x_b = _views()
     n = N // WORLD
     part = slice(rank * n, (rank + 1) * n)
-    loss = SimCLRObjective(ddp, 0.5).loss(x_a[part], x_b[part])
+    loss = SimCLRObjective(ddp, nt_xent_loss, 0.5, gather=all_gather_with_grad).loss(x_a[part], x_b[part])
     loss.backward()
     with torch.no_grad():
         local = nt_xent_loss(model(x_a[part]), model(x_b[part]), 0.5)      # this rank's negatives only
@@ -101,8 +102,9 @@ def _moco_worker(rank, port, out):
     _init(rank, port)
     model = _model("batch").double()
     ddp = DistributedDataParallel(model)
-    obj = MoCoObjective(ddp, model, temperature=0.2, queue_size=16, momentum=0.9, dim=8,
-                        device=torch.device("cpu"), seed=0)
+    obj = MoCoObjective(model, momentum_update, enqueue, moco_loss, temperature=0.2, queue_size=16, momentum=0.9,
+                        dim=8, device=torch.device("cpu"), seed=0, symmetric=False, forward=ddp,
+                        key_forward=ShuffledKeys(0), gather=all_gather_no_grad)
     obj.queue = obj.queue.double()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x_q, x_k = _views()
@@ -133,7 +135,7 @@ def test_simclr_on_two_ranks_matches_one_process_on_the_whole_batch(tmp_path):
     results = _spawn(_simclr_worker, tmp_path)
     model = _model("none").double()
     x_a, x_b = _views()
-    loss = SimCLRObjective(model, 0.5).loss(x_a, x_b)
+    loss = SimCLRObjective(model, nt_xent_loss, 0.5).loss(x_a, x_b)
     loss.backward()
     for res in results:
         torch.testing.assert_close(res["loss"], loss.detach(), rtol=0, atol=1e-10)
@@ -189,9 +191,10 @@ def test_objectives_give_finite_losses_with_batchnorm_on_one_process(method):
     model = _model("batch")
     x_a, x_b = _views(torch.float32)
     if method == "simclr":
-        obj = SimCLRObjective(model, 0.5)
+        obj = SimCLRObjective(model, nt_xent_loss, 0.5)
     else:
-        obj = MoCoObjective(model, model, 0.1, 16, 0.99, 8, torch.device("cpu"))
+        obj = MoCoObjective(model, momentum_update, enqueue, moco_loss, temperature=0.1, queue_size=16, momentum=0.99,
+                            dim=8, device=torch.device("cpu"), symmetric=False, key_forward=ShuffledKeys(0))
     loss = obj.loss(x_a, x_b)
     loss.backward()
     obj.after_step()

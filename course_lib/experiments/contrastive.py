@@ -49,7 +49,6 @@ References:
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import sys
 from dataclasses import dataclass, field, replace
@@ -64,6 +63,7 @@ from ..augment import AugmentConfig, augment
 from ..guards import backward_and_step
 from ..manifest import resolve
 from ..models import ContrastiveNet, EncoderConfig, HeadConfig
+from ..objectives import MoCoObjective, SimCLRObjective
 from ..train.data import ImageSplit, load_image_source, split_holdout
 from ..train.knn import extract_features, knn_accuracy
 from ..utils import pick_device, smoke_mode
@@ -180,63 +180,6 @@ def knn_eval(fn: Callable[[torch.Tensor], torch.Tensor], split: ImageSplit, exp:
                         exp.knn_k, exp.knn_t)
 
 
-class SimCLRObjective:
-    """NT-Xent of the batch's two views: one forward pass over both (the BatchNorm statistics are shared)."""
-
-    name = "NT-Xent loss (SimCLR)"
-
-    def __init__(self, net: nn.Module, nt_xent_loss: Callable, temperature: float):
-        self.net, self.nt_xent_loss, self.t = net, nt_xent_loss, temperature
-        self.inputs: dict[str, torch.Tensor] = {}            # what the last loss was computed from
-
-    def loss(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
-        n = x_a.shape[0]
-        z = self.net(torch.cat([x_a, x_b]))                                     # [2N, out_dim]
-        self.inputs = {"projections z": z}
-        return self.nt_xent_loss(z[:n], z[n:], self.t)
-
-    def after_step(self) -> None:
-        pass
-
-
-class MoCoObjective:
-    """Query encoder (the trained net), momentum key encoder and a queue of L2-normalised keys ``[K, out_dim]``.
-
-    The loss is symmetrised, as in MoCo's CIFAR-10 demo and MoCo v3: each view is a query once, with the other
-    view's key as its positive, ``L = (moco_loss(q_1, k_2) + moco_loss(q_2, k_1)) / 2``, and both views' keys
-    join the queue (2N per step). Each view is encoded in its own forward pass (BatchNorm statistics per view,
-    in training mode for both encoders). The queue starts as random unit vectors (as in MoCo's code).
-    """
-
-    name = "MoCo loss"
-
-    def __init__(self, net: nn.Module, momentum_update: Callable, enqueue: Callable, moco_loss: Callable,
-                 exp: ContrastiveExperiment, device: torch.device):
-        self.net, self.momentum_update, self.enqueue, self.moco_loss = net, momentum_update, enqueue, moco_loss
-        self.t, self.m = exp.temperature, exp.moco_momentum
-        self.key_net = copy.deepcopy(net)
-        for p in self.key_net.parameters():
-            p.requires_grad_(False)
-        gen = torch.Generator().manual_seed(exp.seed + 7919)
-        self.queue = F.normalize(torch.randn(exp.queue_size, exp.out_dim, generator=gen), dim=1).to(device)   # [K, C]
-        self.ptr = 0
-        self._keys: torch.Tensor | None = None
-        self.inputs: dict[str, torch.Tensor] = {}            # what the last loss was computed from
-
-    def loss(self, x_1: torch.Tensor, x_2: torch.Tensor) -> torch.Tensor:
-        q_1, q_2 = F.normalize(self.net(x_1), dim=1), F.normalize(self.net(x_2), dim=1)          # [N, C] each
-        with torch.no_grad():
-            k_1, k_2 = F.normalize(self.key_net(x_1), dim=1), F.normalize(self.key_net(x_2), dim=1)
-        self._keys = torch.cat([k_1, k_2])                                                        # [2N, C]
-        self.inputs = {"queries": torch.cat([q_1, q_2]), "keys": self._keys, "queue": self.queue}
-        return 0.5 * (self.moco_loss(q_1, k_2, self.queue, self.t) + self.moco_loss(q_2, k_1, self.queue, self.t))
-
-    def after_step(self) -> None:
-        """After the optimiser step: theta_k <- m theta_k + (1 - m) theta_q, then the keys join the queue."""
-        self.momentum_update(self.key_net, self.net, self.m)
-        self.ptr = self.enqueue(self.queue, self.ptr, self._keys)
-
-
 def train(objective, net: nn.Module, split: ImageSplit, exp: ContrastiveExperiment, device: torch.device,
           progress: bool = True, desc: str = "training") -> History:
     """Adam + cosine decay over ``exp.steps`` steps of two augmented views per image; kNN every ``eval_every``."""
@@ -323,7 +266,9 @@ def run(
         objective = SimCLRObjective(net, nt_xent_loss, exp.temperature)
         negatives = 2 * exp.batch_size - 2
     else:
-        objective = MoCoObjective(net, momentum_update, enqueue, moco_loss, exp, device)
+        objective = MoCoObjective(net, momentum_update, enqueue, moco_loss, temperature=exp.temperature,
+                                  queue_size=exp.queue_size, momentum=exp.moco_momentum, dim=exp.out_dim, device=device,
+                                  seed=exp.seed, symmetric=True)
         negatives = exp.queue_size
     hist = train(objective, net, split, exp, device, progress, desc=f"{method}, batch {exp.batch_size}")
     pixels = knn_accuracy(split.test_images.flatten(1), split.test_labels, split.train_images.flatten(1),

@@ -6,7 +6,7 @@
     ... --resume              continue from OUT/last.pt (model, optimizer, queue, epoch, RNG states)
 
 Each rank augments its share of the global batch (:mod:`course_lib.augment`), the encoder is wrapped in
-DistributedDataParallel, and:
+DistributedDataParallel, and (the objectives are course_lib.objectives, shared with the notebook's experiments):
 
 * **SimCLR**: both views' projections are all-gathered with a gradient-carrying all-gather, and every rank
   evaluates ``course_lib.nt_xent_loss`` on the whole global batch -- each image sees the 2 W n - 2 negatives of
@@ -31,7 +31,6 @@ References:
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import sys
 import time
@@ -42,12 +41,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..augment import AugmentConfig, augment
-from ..contrastive import nt_xent_loss
-from ..moco import enqueue, moco_loss, momentum_update
+from ..manifest import resolve
+from ..objectives import MoCoObjective, SimCLRObjective
 from ..guards import require_finite, require_finite_grads
 from ..models import ContrastiveNet, EncoderConfig, HeadConfig
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -112,83 +110,27 @@ class TrainConfig:
         return self.temperature if self.temperature is not None else _DEFAULT_T[self.method]
 
 
-def _full(z: torch.Tensor) -> torch.Tensor:
-    """Losses run in at least float32 (autocast gives float16 / bfloat16 projections)."""
-    return z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
-
-
 def build_model(cfg: TrainConfig, in_channels: int) -> ContrastiveNet:
     return ContrastiveNet(EncoderConfig(in_channels=in_channels, width=cfg.width, norm=cfg.norm),
                           HeadConfig(hidden_dim=8 * cfg.width, out_dim=cfg.out_dim, norm=cfg.norm))
 
 
-class SimCLRObjective:
-    """NT-Xent over the global batch: ``loss(x_a, x_b)`` for this rank's two views ``[n, C, H, W]``."""
+class ShuffledKeys:
+    """The key encoder's forward with BatchNorm shuffled across ranks (MoCo's shuffled BN): the batch is permuted
+    over all ranks, encoded, and put back in this rank's order. Its generator is part of the checkpoint."""
 
-    def __init__(self, forward, temperature: float):
-        self.forward, self.t = forward, temperature
+    def __init__(self, seed: int):
+        self.gen = torch.Generator().manual_seed(seed + 104729)              # used on rank 0 only
 
-    def loss(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
-        n = x_a.shape[0]
-        z = _full(self.forward(torch.cat([x_a, x_b])))                      # [2n, D], one pass (shared BN)
-        z_a = all_gather_with_grad(z[:n])                                     # [W n, D], rank order
-        z_b = all_gather_with_grad(z[n:])                                     # [W n, D]
-        self.inputs = {"projections z": z}
-        return nt_xent_loss(z_a, z_b, self.t)                                 # the same on every rank
+    def __call__(self, key_model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        x_sh, inverse = shuffle_across_ranks(x, self.gen)
+        return unshuffle_across_ranks(key_model(x_sh), inverse)
 
-    def after_step(self) -> None:
-        pass
+    def state(self) -> torch.Tensor:
+        return self.gen.get_state()
 
-    def state(self) -> dict:
-        return {}
-
-    def load_state(self, state: dict) -> None:
-        pass
-
-
-class MoCoObjective:
-    """MoCo v2: query encoder (trained), momentum key encoder, a queue of keys shared by all ranks."""
-
-    def __init__(self, forward, query_model: nn.Module, temperature: float, queue_size: int, momentum: float,
-                 dim: int, device: torch.device, seed: int = 0):
-        self.forward, self.query_model, self.t, self.m = forward, query_model, temperature, momentum
-        self.key_model = copy.deepcopy(query_model)
-        for p in self.key_model.parameters():
-            p.requires_grad_(False)
-        gen = torch.Generator().manual_seed(seed + 7919)
-        self.queue = F.normalize(torch.randn(queue_size, dim, generator=gen), dim=1).to(device)   # [K, D]
-        self.ptr = 0
-        self.shuffle_gen = torch.Generator().manual_seed(seed + 104729)      # used on rank 0 only
-        self._keys: torch.Tensor | None = None
-
-    def loss(self, x_q: torch.Tensor, x_k: torch.Tensor) -> torch.Tensor:
-        q = F.normalize(_full(self.forward(x_q)), dim=1)                    # [n, D]
-        with torch.no_grad():
-            momentum_update(self.key_model, self.query_model, self.m)
-            x_sh, inverse = shuffle_across_ranks(x_k, self.shuffle_gen)      # shuffled BN
-            k = F.normalize(_full(self.key_model(x_sh)), dim=1)             # [n, D], shuffled order
-            k = unshuffle_across_ranks(k, inverse)                           # back to this rank's order
-        self._keys = k
-        self.inputs = {"queries": q, "keys": k, "queue": self.queue}
-        return moco_loss(q, k.to(q.dtype), self.queue.to(q.dtype), self.t)
-
-    def after_step(self) -> None:
-        """Enqueue the keys of every rank, in rank order (after backward: the loss graph reads the queue)."""
-        keys = all_gather_no_grad(self._keys)                                # [W n, D]
-        self.ptr = enqueue(self.queue, self.ptr, keys)
-
-    def state(self) -> dict:
-        return {"key_model": self.key_model.state_dict(), "queue": self.queue.cpu(), "queue_ptr": self.ptr,
-                "shuffle_gen": self.shuffle_gen.get_state()}
-
-    def load_state(self, state: dict) -> None:
-        self.key_model.load_state_dict(state["key_model"])
-        if state["queue"].shape != self.queue.shape:
-            raise ValueError(f"checkpoint queue {list(state['queue'].shape)} does not match --queue-size "
-                             f"{list(self.queue.shape)}")
-        self.queue.copy_(state["queue"])
-        self.ptr = int(state["queue_ptr"])
-        self.shuffle_gen.set_state(state["shuffle_gen"])
+    def load_state(self, state: torch.Tensor) -> None:
+        self.gen.set_state(state)
 
 
 def _lr_at(cfg: TrainConfig, step: int, total: int, global_batch: int) -> float:
@@ -221,10 +163,13 @@ def train(cfg: TrainConfig, env: DistEnv | None = None) -> dict:
     use_compile = cfg.compile if cfg.compile is not None else dev.type == "cuda"
     forward = torch.compile(ddp) if use_compile else ddp
     if cfg.method == "simclr":
-        objective = SimCLRObjective(forward, cfg.tau)
+        objective = SimCLRObjective(forward, resolve("nt_xent_loss", None), cfg.tau, gather=all_gather_with_grad)
     else:
-        objective = MoCoObjective(forward, model, cfg.tau, cfg.queue_size, cfg.moco_momentum, cfg.out_dim, dev,
-                                  cfg.seed)
+        objective = MoCoObjective(model, resolve("momentum_update", None), resolve("enqueue", None),
+                                  resolve("moco_loss", None), temperature=cfg.tau, queue_size=cfg.queue_size,
+                                  momentum=cfg.moco_momentum, dim=cfg.out_dim, device=dev, seed=cfg.seed,
+                                  symmetric=False, forward=forward, key_forward=ShuffledKeys(cfg.seed),
+                                  gather=all_gather_no_grad)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     amp_dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler(dev.type, enabled=use_amp and dev.type == "cuda")
