@@ -116,7 +116,8 @@ def test_untouched_release_stops_at_its_first_scaffold_with_not_implemented(name
         client.execute()
     assert info.value.ename == "NotImplementedError"
     failed = [i for i, c in enumerate(nb.cells) if any(o.output_type == "error" for o in c.get("outputs", []))]
-    first_scaffold = next(i for i, c in enumerate(nb.cells) if "raise NotImplementedError()" in c.source)
+    first_scaffold = next(i for i, c in enumerate(nb.cells) if "raise NotImplementedError()" in c.source
+                          and not re.match(r"def \w+_loop\(", c.source))           # loop warm-ups are optional
     assert len(failed) == 1 and failed[0] > first_scaffold
     assert "raise NotImplementedError()" not in "".join(c.source for c in nb.cells[first_scaffold + 1 : failed[0]])
 

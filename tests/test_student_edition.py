@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -200,5 +201,6 @@ def test_an_untouched_release_stops_at_its_first_scaffold(bare_venv, name, tmp_p
         _execute(nb, tmp_path, jupyter_path)
     assert info.value.ename == "NotImplementedError"
     failed = [i for i, c in enumerate(nb.cells) if any(o.output_type == "error" for o in c.get("outputs", []))]
-    first_scaffold = next(i for i, c in enumerate(nb.cells) if "raise NotImplementedError()" in c.source)
+    first_scaffold = next(i for i, c in enumerate(nb.cells) if "raise NotImplementedError()" in c.source
+                          and not re.match(r"def \w+_loop\(", c.source))           # loop warm-ups are optional
     assert len(failed) == 1 and failed[0] > first_scaffold
