@@ -10,10 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from course_lib.manifest import assignment_names
+
+from .worker.modes import MODES as _MODES
+
 __all__ = ["main"]
 
-ASSIGNMENTS = ("a1_gans", "a2_pretext", "a3_contrastive", "a4_rendering")
-MODES = ("auto", "root", "userns", "landlock", "plain")
+ASSIGNMENTS = assignment_names()
+MODES = ("auto",) + _MODES
 
 
 class UsageError(Exception):

@@ -6,8 +6,10 @@ import os
 import sys
 from pathlib import Path
 
+from course_lib.manifest import assignment_names
+
 ROOT = Path(__file__).resolve().parents[2]
-ASSIGNMENTS = ("a1_gans", "a2_pretext", "a3_contrastive", "a4_rendering")
+ASSIGNMENTS = assignment_names()
 
 
 def cli_env(**extra) -> dict:
