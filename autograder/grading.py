@@ -113,9 +113,14 @@ def code_digest(ex: Extraction, names: list[str]) -> str:
 
 
 def _worker_case(case: Case, m: Materialized) -> dict:
+    """What the worker gets for one case: the arguments and the options that change how it rebuilds them
+    (device, argument layouts, which require grad) and what it reports (gradients, arguments after the call, a
+    second call, tensors made without the inputs' device). The worker seeds torch's global generator with ``seed``
+    before every case."""
     return {"id": case.id, "args": m.wire_args, "kwargs": {}, "device": case.device, "seed": case.seed,
             "grad_wrt": list(case.grad_wrt), "grad_outputs": m.grad_outputs if case.grad else None,
-            "return_inputs": case.return_inputs, "repeat": case.repeat}
+            "return_inputs": case.return_inputs, "repeat": case.repeat,
+            "layout": {str(i): kind for i, kind in case.layout.items()}, "watch_devices": case.watch_devices}
 
 
 def build_cases(spec: FunctionSpec, seed: int, cuda: bool) -> list[tuple[str, Case, Materialized]]:

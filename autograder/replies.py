@@ -51,8 +51,15 @@ def clean_desc(d: Any, depth: int = 0) -> Any:
     if t == "tensor":
         if type(d.get("data")) is not torch.Tensor:
             return dict(_INVALID)
-        return {"t": "tensor", "data": d["data"], "exact": _bool(d.get("exact")), "cls": _name(d.get("cls")),
-                "device": _name(d.get("device"))[:50] or "cpu", "requires_grad": _bool(d.get("requires_grad"))}
+        out = {"t": "tensor", "data": d["data"], "exact": _bool(d.get("exact")), "cls": _name(d.get("cls")),
+               "device": _name(d.get("device"))[:50] or "cpu", "requires_grad": _bool(d.get("requires_grad")),
+               "grad_fn": _bool(d.get("grad_fn"))}
+        aliases = d.get("aliases")
+        if isinstance(aliases, list) and len(aliases) <= _MAX_ITEMS and all(type(i) is int for i in aliases):
+            out["aliases"] = aliases
+        if "same_storage" in d:
+            out["same_storage"] = _bool(d.get("same_storage"))
+        return out
     if t in ("tuple", "list"):
         items = d.get("items")
         n = d.get("n")
@@ -77,7 +84,8 @@ def clean_desc(d: Any, depth: int = 0) -> Any:
         if not ok:
             return dict(_INVALID)
         return {"t": "module", "names": names, "params": params, "requires_grad": flags, "buffer_names": bnames,
-                "buffers": buffers, "same_objects": _bool(d.get("same_objects"))}
+                "buffers": buffers, "same_objects": _bool(d.get("same_objects")),
+                "same_storage": _bool(d.get("same_storage"))}
     return {"t": "other", "cls": _name(d.get("cls")) or "unknown"}
 
 
@@ -111,6 +119,8 @@ def clean_reply(msg: Any) -> dict | None:
         out["out"] = clean_desc(msg["out"])
     if "out2" in msg:
         out["out2"] = clean_desc(msg["out2"])
+    if isinstance(msg.get("mixed_devices"), str):
+        out["mixed_devices"] = _text(msg["mixed_devices"], 200, lines=False)
     if type(msg.get("elapsed")) in (int, float):
         out["elapsed"] = float(msg["elapsed"])
     if isinstance(msg.get("inputs_after"), list) and len(msg["inputs_after"]) <= _MAX_ITEMS:

@@ -11,13 +11,14 @@ points. Recipes are code (see core.py): :func:`randn` / :func:`rand` only format
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Callable
 
 from course_lib.manifest import entry, reference
 
 from . import judges
-from .core import Cases, CheckSpec, FunctionSpec, Mistake
+from .core import Cases, CheckSpec, FunctionSpec, Mistake, materialize
 
 __all__ = ["function_spec", "check", "values", "stability", "analytic", "gradients", "dtype_check", "mutation_check",
            "errors_check", "randn", "rand", "dims"]
@@ -38,8 +39,24 @@ def function_spec(name: str, checks: list[CheckSpec], mistakes: list[Mistake], *
     names = [c.name for c in checks]
     if len(set(names)) != len(names):
         raise ValueError(f"{name}: repeated check names {names}")
-    return FunctionSpec(name=name, assignment=g.assignment, points=g.points, params=params, reference=ref,
+    spec = FunctionSpec(name=name, assignment=g.assignment, points=g.points, params=params, reference=ref,
                         checks=checks, mistakes=mistakes, **options)
+    spec.checks = [dataclasses.replace(c, make=_watched_where_clean(spec, c.make)) if c.name == "dtype_device" else c
+                   for c in spec.checks]
+    return spec
+
+
+def _watched_where_clean(spec: FunctionSpec, make: Callable[[Cases], None]) -> Callable[[Cases], None]:
+    """The check's cases, its CPU cases watched for tensors made without the inputs' device (runner.DeviceWatch),
+    except where the reference itself is flagged (then the grader, not the student, would be wrong)."""
+    def watched(c: Cases) -> None:
+        make(c)
+        for case in c.items:
+            if case.device == "cpu":
+                case.watch_devices = True
+                m = materialize(spec, case)
+                case.watch_devices = m.ref_error is None and not m.ref_mixed
+    return watched
 
 
 def check(name: str, title: str, weight: float, make: Callable[[Cases], None], judge: Callable | None = None,
@@ -70,7 +87,9 @@ def gradients(title: str, make: Callable[[Cases], None], weight: float = 1.5,
 
 
 def dtype_check(make_one: Callable[[Cases, str, str], None], weight: float = 0.5) -> CheckSpec:
-    """float32 and float64 inputs (and CUDA inputs when the grader has CUDA): outputs follow them.
+    """float32 and float64 inputs: outputs follow them; CUDA inputs when the grader has CUDA. The CPU cases are
+    watched (:func:`_watched_where_clean`): a tensor made without the inputs' device (``torch.arange(n)``) that meets
+    them fails, as it would on a GPU, also on a grader without one.
 
     ``make_one(cases, dtype, device)`` adds one case."""
     def make(c: Cases) -> None:
@@ -79,8 +98,9 @@ def dtype_check(make_one: Callable[[Cases, str, str], None], weight: float = 0.5
         if c.cuda:
             for dt in ("float32", "float64"):
                 make_one(c, dt, "cuda")
-    return CheckSpec("dtype_device", "outputs keep the input's dtype and device", weight, make, judges.dtype_device,
-                     auxiliary=True)
+    return CheckSpec("dtype_device", "outputs keep the input's dtype and device (float32 and float64; no tensor made "
+                     "without the inputs' device meets them; CUDA on a grader with a GPU)", weight, make,
+                     judges.dtype_device, auxiliary=True)
 
 
 def mutation_check(make_one: Callable[[Cases], None], weight: float = 0.5) -> CheckSpec:
@@ -89,8 +109,10 @@ def mutation_check(make_one: Callable[[Cases], None], weight: float = 0.5) -> Ch
 
 
 def errors_check(make: Callable[[Cases], None], weight: float = 1.0) -> CheckSpec:
-    """The contract's bad arguments raise ValueError naming the argument."""
-    return CheckSpec("errors", "bad arguments raise ValueError naming the argument", weight, make, judges.raises)
+    """The contract's bad arguments raise ValueError naming the argument. Auxiliary: a function that only raises
+    earns these points only when it also gets some random value case right."""
+    return CheckSpec("errors", "bad arguments raise ValueError naming the argument", weight, make, judges.raises,
+                     auxiliary=True)
 
 
 # ------------------------------------------------------------------------------------------------ recipe text

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .build import (analytic, dtype_check, errors_check, function_spec, gradients, mutation_check, rand, randn,
+from .build import (analytic, check, dtype_check, errors_check, function_spec, gradients, mutation_check, rand, randn,
                     stability, values)
 from .core import Cases, mistake
 from .public import PublicCase, rnd
@@ -26,13 +26,28 @@ def _a_case(c: Cases, dt: str, *, b=None, d=None, hr=None, wr=None, ht=None, wt=
     t = t if t is not None else c.choice([0.5, 1.0, 2.0, 0.1])
     recipe = (f"ref_feats = {randn([b, d, hr, wr], dt, scale)}\ntgt_feats = {randn([b, d, ht, wt], dt, scale)}\n"
               f"ref_colors = {rand([b, ch, hr, wr], dt)}")
-    c.add(recipe, ["ref_feats", "tgt_feats", "ref_colors", repr(t)],
-          note=note or f"{dt}, B={b}, D={d}, ref {hr}x{wr}, target {ht}x{wt}, C={ch}, temperature={t}", **options)
+    call = ["ref_feats", "tgt_feats", "ref_colors"] + ([] if t == "default" else [repr(t)])
+    c.add(recipe, call, note=note or f"{dt}, B={b}, D={d}, ref {hr}x{wr}, target {ht}x{wt}, C={ch}, "
+          f"temperature={'left out (1.0)' if t == 'default' else t}", **options)
 
 
 def _a_values(c: Cases) -> None:
     for k in range(4):
-        _a_case(c, c.dtype(k), hr=c.randint(2, 4), wr=c.randint(2, 4))
+        _a_case(c, c.dtype(k), hr=c.randint(2, 4), wr=c.randint(2, 4), grad_wrt=(0, 1, 2))
+
+
+def _a_defaults(c: Cases) -> None:
+    for k in range(2):
+        _a_case(c, c.dtype(k), t="default")
+
+
+def _a_layout(c: Cases) -> None:
+    _a_case(c, "float64", hr=3, wr=2, ht=2, wt=3, layout={0: "transposed", 1: "transposed", 2: "transposed"},
+            note="float64, features and colours stored transposed (non-contiguous: x.mT.contiguous().mT)")
+    _a_case(c, "float32", layout={0: "strided", 1: "strided", 2: "strided"},
+            note="float32, non-contiguous inputs (slices with a step)")
+    _a_case(c, "float64", b=1, d=1, hr=1, wr=3, ht=2, wt=1, ch=1, note="float64, B = D = C = 1, a 1x3 reference, "
+            "a 2x1 target")
 
 
 def _a_stability(c: Cases) -> None:
@@ -95,13 +110,16 @@ ATTENTION = function_spec(
         PublicCase("temperature 0 raises ValueError", lambda: (torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), torch.zeros(1, 3, 2, 2), 0.0), expect="raises"),
     ],
     checks=[
-        values("out[b,:,j] = sum_i softmax_i(<f_ref_i, f_tgt_j> / t) ref_colors[b,:,i] on random inputs", _a_values),
-        stability("stable for feature norms up to 1e3 and temperature 1e-3", _a_stability),
+        values("out[b,:,j] = sum_i softmax_i(<f_ref_i, f_tgt_j> / t) ref_colors[b,:,i] on random inputs (and keeps "
+               "the autograd graph)", _a_values, 3.0),
+        check("defaults", "temperature left out: 1.0", 0.5, _a_defaults),
+        check("layout", "non-contiguous inputs; size-1 batch, features, channels and spatial dims", 1.0, _a_layout),
+        stability("stable for feature norms up to 1e3 and temperature 1e-3", _a_stability, 1.0),
         analytic("identical frames with one-hot features copy the colours", _a_analytic),
         gradients("gradients wrt features and colours match the reference", _a_grads),
         dtype_check(_a_dtype),
         mutation_check(_a_mutation),
-        errors_check(_a_errors, 1.5),
+        errors_check(_a_errors, 1.0),
     ],
     mistakes=[
         mistake("target_axis", "attention normalised over the target positions: the softmax runs over the Hr*Wr "

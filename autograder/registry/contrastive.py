@@ -28,8 +28,16 @@ __all__ = ["SPECS"]
 def _i_case(c: Cases, dt: str, *, n=None, m=None, d=None, t=None, note="", **opt) -> None:
     n, m, d = n or c.randint(1, 6), m or c.randint(1, 6), d or c.randint(2, 6)
     t = t if t is not None else c.choice([0.07, 0.1, 0.5, 1.0])
+    call = ["query", "positive", "negatives"] + ([] if t == "default" else [repr(t)])
     c.add(f"query = {randn([n, d], dt)}\npositive = {randn([n, d], dt)}\nnegatives = {randn([n, m, d], dt)}",
-          ["query", "positive", "negatives", repr(t)], note=note or f"{dt}, N={n}, M={m}, D={d}, temperature={t}", **opt)
+          call, note=note or f"{dt}, N={n}, M={m}, D={d}, temperature={'left out (0.1)' if t == 'default' else t}",
+          **opt)
+
+
+def _i_layout(c: Cases) -> None:
+    _i_case(c, "float64", n=3, m=4, d=3, layout={0: "transposed", 1: "transposed", 2: "transposed"},
+            note="float64, inputs stored transposed (non-contiguous: x.mT.contiguous().mT)")
+    _i_case(c, "float32", n=1, m=1, note="float32, N = M = 1", layout={2: "strided"})
 
 
 def _info_variant(q, p, neg, t=0.1, *, normalize=True, pos_last=False, scale=None, reduce="mean"):
@@ -52,9 +60,12 @@ INFO_NCE = function_spec(
         PublicCase("negatives of the wrong rank raise ValueError", lambda: (torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 3)), expect="raises"),
     ],
     checks=[
-        CheckSpec("values", "cross-entropy of cosine scores / temperature with the positive at index 0", 3.5,
-                  lambda c: [_i_case(c, c.dtype(k)) for k in range(4)]),
-        CheckSpec("stability", "finite and correct at temperature 1e-3", 1.5,
+        CheckSpec("values", "cross-entropy of cosine scores / temperature with the positive at index 0 (and keeps the "
+                  "autograd graph)", 3.0, lambda c: [_i_case(c, c.dtype(k), grad_wrt=(0, 1, 2)) for k in range(4)]),
+        check("defaults", "temperature left out: 0.1", 0.5,
+              lambda c: [_i_case(c, c.dtype(k), t="default") for k in range(2)]),
+        check("layout", "non-contiguous inputs; one query with one negative", 0.5, _i_layout),
+        CheckSpec("stability", "finite and correct at temperature 1e-3", 1.0,
                   lambda c: [_i_case(c, dt, t=1e-3, note=f"{dt}, temperature 1e-3") for dt in ("float32", "float64")]),
         CheckSpec("analytic", "positive = query, orthogonal negatives: log(1 + M exp(-1/t))", 1.0, lambda c: c.add(
             "query = torch.eye(4, dtype=torch.float64)[:2]\npositive = 3 * torch.eye(4, dtype=torch.float64)[:2]\n"
@@ -89,8 +100,15 @@ INFO_NCE = function_spec(
 def _n_case(c: Cases, dt: str, *, n=None, d=None, t=None, note="", **opt) -> None:
     n, d = n or c.randint(2, 8), d or c.randint(2, 6)
     t = t if t is not None else c.choice([0.1, 0.2, 0.5, 1.0])
-    c.add(f"z_a = {randn([n, d], dt)}\nz_b = {randn([n, d], dt)}", ["z_a", "z_b", repr(t)],
-          note=note or f"{dt}, N={n}, D={d}, temperature={t}", **opt)
+    call = ["z_a", "z_b"] + ([] if t == "default" else [repr(t)])
+    c.add(f"z_a = {randn([n, d], dt)}\nz_b = {randn([n, d], dt)}", call,
+          note=note or f"{dt}, N={n}, D={d}, temperature={'left out (0.5)' if t == 'default' else t}", **opt)
+
+
+def _n_layout(c: Cases) -> None:
+    _n_case(c, "float64", n=4, d=3, layout={0: "transposed", 1: "transposed"},
+            note="float64, views stored transposed (non-contiguous: x.mT.contiguous().mT)")
+    _n_case(c, "float32", n=3, d=1, layout={0: "strided", 1: "strided"}, note="float32, D = 1, non-contiguous views")
 
 
 def _nt_variant(za, zb, t=0.5, *, mask=True, normalize=True, denom="2n", rows="all"):
@@ -119,9 +137,12 @@ NT_XENT = function_spec(
         PublicCase("temperature 0 raises ValueError", lambda: (torch.ones(2, 2), torch.ones(2, 2), 0.0), expect="raises"),
     ],
     checks=[
-        CheckSpec("values", "SimCLR's NT-Xent over the 2N views, mean over all 2N rows", 3.5,
-                  lambda c: [_n_case(c, c.dtype(k)) for k in range(4)]),
-        CheckSpec("edge", "N = 1 gives 0; stable at temperature 1e-3; duplicate rows", 1.5, lambda c: [
+        CheckSpec("values", "SimCLR's NT-Xent over the 2N views, mean over all 2N rows (and keeps the autograd graph)",
+                  3.0, lambda c: [_n_case(c, c.dtype(k), grad_wrt=(0, 1)) for k in range(4)]),
+        check("defaults", "temperature left out: 0.5", 0.5,
+              lambda c: [_n_case(c, c.dtype(k), t="default") for k in range(2)]),
+        check("layout", "non-contiguous views; D = 1", 0.5, _n_layout),
+        CheckSpec("edge", "N = 1 gives 0; stable at temperature 1e-3; duplicate rows", 1.0, lambda c: [
             _n_case(c, "float32", n=1, note="N=1 (no negatives): the loss is 0"),
             _n_case(c, "float32", t=1e-3, note="float32, temperature 1e-3"),
             c.add("z_a = torch.ones(3, 4, dtype=torch.float64)", ["z_a", "z_a", "1e-3"],
@@ -177,6 +198,12 @@ def _c_analytic(c: Cases) -> None:
     c.add(f"image_emb = {randn([3, 4], 'float64')} * torch.tensor([[0.0], [1.0], [1.0]], dtype=torch.float64)\n"
           f"text_emb = {randn([3, 4], 'float64')}", ["image_emb", "text_emb", "5.0"],
           note="a zero image embedding: its cosines are 0 (clamp the norm at 1e-12)")
+
+
+def _c_layout(c: Cases) -> None:
+    _c_case(c, "float64", n=4, d=3, layout={0: "transposed", 1: "transposed"},
+            note="float64, embeddings stored transposed (non-contiguous: x.mT.contiguous().mT)")
+    _c_case(c, "float32", n=3, d=1, layout={0: "strided", 1: "strided"}, note="float32, D = 1, non-contiguous")
 
 
 def _c_edge(c: Cases) -> None:
@@ -247,11 +274,13 @@ def _c_public(n, d, seed, dtype=torch.float64):
 CLIP = function_spec(
     "clip_loss",
     checks=[
-        CheckSpec("values", "(CE(logits, arange N) + CE(logits.T, arange N)) / 2, logits = logit_scale * cosines", 3.0,
-                  lambda c: [_c_case(c, c.dtype(k)) for k in range(4)]),
+        CheckSpec("values", "(CE(logits, arange N) + CE(logits.T, arange N)) / 2, logits = logit_scale * cosines "
+                  "(and keeps the autograd graph)", 3.0,
+                  lambda c: [_c_case(c, c.dtype(k), grad_wrt=(0, 1)) for k in range(4)]),
         check("default", "logit_scale left out: the default is 10", 0.5,
               lambda c: [_c_case(c, c.dtype(k), s="default") for k in range(2)]),
-        CheckSpec("stability", "finite and correct at logit_scale 100, matching rows nearly equal included", 1.5,
+        check("layout", "non-contiguous embeddings; D = 1", 0.5, _c_layout),
+        CheckSpec("stability", "finite and correct at logit_scale 100, matching rows nearly equal included", 1.0,
                   _c_stability),
         CheckSpec("analytic", "orthonormal pairs: log(1 + (N - 1) exp(-s)); identical rows: log N; a zero vector", 1.0,
                   _c_analytic),
@@ -260,8 +289,7 @@ CLIP = function_spec(
                   judges.gradients),
         dtype_check(lambda c, dt, dev: _c_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _c_case(c, "float64", return_inputs=True)),
-        check("errors", "bad arguments raise ValueError naming the argument", 1.0, _c_errors, judges.raises,
-              auxiliary=True),
+        errors_check(_c_errors, 1.0),
     ],
     mistakes=[
         mistake("unstable_exp", "exp(logits) divided by its sum, which overflows at large logit_scale: use "

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..worker import specials
-from ..worker.runner import DeviceMixRecorder, apply_layout, surrogate
+from ..worker.runner import DeviceWatch, apply_layout, surrogate
 
 __all__ = ["Special", "Case", "CheckSpec", "Mistake", "mistake", "PublicCase", "FunctionSpec", "Cases", "derive_seed", "Materialized",
            "materialize"]
@@ -130,6 +130,7 @@ class Case:
     global_rng: bool = False                # torch.manual_seed(seed) right before the call, in the worker and for
                                             # the reference (random modes called without a generator)
     equal_nan: bool = False                 # the reference returns NaN on purpose: NaN equals NaN
+    watch_devices: bool = False             # report a tensor made without the inputs' device meeting them
 
     def replay(self, function: str, inputs: dict) -> str:
         """Code that rebuilds this case's inputs and calls the function (with the argument layouts, the inputs
@@ -288,7 +289,7 @@ class Materialized:
     ref_grads: list | None = None            # gradients wrt grad_wrt args (None entries allowed)
     grad_outputs: list | None = None         # one per flattened tensor output (None for non-float)
     ref_requires_grad: list | None = None    # per flattened tensor output: does the reference's require grad?
-    ref_mixed: str | None = None             # meta cases: the reference mixed devices (then no meta case is made)
+    ref_mixed: str | None = None             # watched cases: the reference itself mixed devices (then not watched)
     truth_out: Any = None                    # float32 cases: the reference on the inputs in float64 (the truth)
     truth_grads: list | None = None          # ... and its gradients for the same grad_outputs
 
@@ -328,10 +329,10 @@ def materialize(spec: FunctionSpec, case: Case) -> Materialized:
     m = Materialized(inputs=inputs, args=args, wire_args=wire_args)
     live = _live(args, case)
     try:
-        if case.device == "meta":
-            recorder = DeviceMixRecorder()
+        if case.watch_devices:
+            recorder = DeviceWatch()
             with recorder:
-                m.ref_out = spec.reference(*live)
+                m.ref_out = _call(spec.reference, live, case)
             m.ref_mixed = recorder.mixed
         else:
             m.ref_out = _call(spec.reference, live, case)
@@ -363,11 +364,9 @@ _GLOBAL_RNG = threading.Lock()                # the grader judges several functi
 
 
 def _live(args: list, case: Case) -> list:
-    """Fresh live arguments as the worker builds them: specials built, moved to the meta device for a meta case
-    (the grader computes every other case on the CPU), the argument layouts applied, requires_grad set."""
+    """Fresh live arguments as the worker builds them (on the CPU: the grader computes CUDA cases there too):
+    specials built, the argument layouts applied, requires_grad set."""
     live = [build_arg(_fresh(a)) for a in args]
-    if case.device == "meta":
-        live = [a.to("meta") if isinstance(a, (torch.Tensor, torch.nn.Module)) else a for a in live]
     for i, kind in case.layout.items():
         live[i] = apply_layout(live[i], kind)
     for i in case.grad_wrt:

@@ -14,7 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .build import analytic, dtype_check, errors_check, function_spec, gradients, mutation_check, randn, stability, values
+from .build import (analytic, check, dtype_check, errors_check, function_spec, gradients, mutation_check, randn,
+                    stability, values)
 from .core import Cases, mistake
 from .public import PublicCase, rnd
 
@@ -28,7 +29,15 @@ def _d_values(c: Cases) -> None:
     for k in range(4):
         n, m, dt = c.randint(1, 12), c.randint(1, 12), c.dtype(k)
         c.add(f"logits_real = {randn([n], dt, 3.0)}\nlogits_fake = {randn([m], dt, 3.0)}", "logits_real, logits_fake",
-              note=f"{dt}, N={n}, M={m}")
+              note=f"{dt}, N={n}, M={m}, logits that require grad", grad_wrt=(0, 1))
+
+
+def _d_layout(c: Cases) -> None:
+    c.add(f"logits_real = {randn([5], 'float64', 3.0)}\nlogits_fake = {randn([4], 'float64', 3.0)}",
+          "logits_real, logits_fake", note="float64, non-contiguous logits (every other element of a buffer)",
+          layout={0: "strided", 1: "strided"})
+    c.add(f"logits_real = {randn([1], 'float32', 3.0)}\nlogits_fake = {randn([1], 'float32', 3.0)}",
+          "logits_real, logits_fake", note="float32, N = M = 1")
 
 
 def _d_stability(c: Cases) -> None:
@@ -96,7 +105,9 @@ DISCRIMINATOR = function_spec(
         PublicCase("a 2-D logits_real raises ValueError", lambda: (torch.zeros(2, 2), torch.zeros(2)), expect="raises"),
     ],
     checks=[
-        values("matches mean(softplus(-logits_real)) + mean(softplus(logits_fake)) on random logits", _d_values),
+        values("matches mean(softplus(-logits_real)) + mean(softplus(logits_fake)) on random logits (and keeps "
+               "the autograd graph)", _d_values, 3.0),
+        check("layout", "non-contiguous logits; one logit each", 0.5, _d_layout),
         stability("finite and correct for logits of +-1e4", _d_stability),
         analytic("known values (2 log 2 at zero logits)", _d_analytic),
         gradients("gradients match the reference (and stay finite at +-1e4)", _d_grads),
@@ -122,7 +133,21 @@ DISCRIMINATOR = function_spec(
 def _g_values(c: Cases) -> None:
     for k in range(4):
         m, dt, sat = c.randint(1, 12), c.dtype(k), bool(k // 2)
-        c.add(f"logits_fake = {randn([m], dt, 3.0)}", ["logits_fake", str(sat)], note=f"{dt}, M={m}, saturating={sat}")
+        c.add(f"logits_fake = {randn([m], dt, 3.0)}", ["logits_fake", str(sat)],
+              note=f"{dt}, M={m}, saturating={sat}, logits that require grad", grad_wrt=(0,))
+
+
+def _g_defaults(c: Cases) -> None:
+    for k in range(2):
+        m, dt = c.randint(2, 12), c.dtype(k)
+        c.add(f"logits_fake = {randn([m], dt, 3.0)}", ["logits_fake"], note=f"{dt}, M={m}, saturating left out "
+              "(the default is the non-saturating loss)")
+
+
+def _g_layout(c: Cases) -> None:
+    c.add(f"logits_fake = {randn([6], 'float64', 3.0)}", ["logits_fake", "True"],
+          note="float64, non-contiguous logits, saturating=True", layout={0: "strided"})
+    c.add(f"logits_fake = {randn([1], 'float32', 3.0)}", ["logits_fake", "False"], note="float32, M = 1")
 
 
 def _g_stability(c: Cases) -> None:
@@ -179,13 +204,16 @@ GENERATOR = function_spec(
         PublicCase("a 2-D input raises ValueError", lambda: (torch.zeros(2, 2),), expect="raises"),
     ],
     checks=[
-        values("matches the non-saturating and saturating losses on random logits", _g_values),
+        values("matches the non-saturating and saturating losses on random logits (and keeps the autograd graph)",
+               _g_values, 3.0),
+        check("defaults", "saturating left out: the non-saturating loss", 0.5, _g_defaults),
+        check("layout", "non-contiguous logits; one logit", 0.5, _g_layout),
         stability("finite and correct for logits of +-1e4 (both forms)", _g_stability),
         analytic("known values (log 2 and -log 2 at zero logits)", _g_analytic),
         gradients("gradients match the reference", _g_grads),
         dtype_check(_g_dtype),
         mutation_check(_g_mutation),
-        errors_check(_g_errors, 1.5),
+        errors_check(_g_errors, 1.0),
     ],
     mistakes=[
         mistake("forms_swapped", "the saturating and non-saturating forms swapped: non-saturating (default) is "

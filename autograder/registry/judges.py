@@ -376,37 +376,14 @@ def grad_flag_problem(ctx: Context, first: int = 0, count: int | None = None) ->
     return None
 
 
-# exception messages of code that reads tensor values, which a meta tensor (shapes only) does not have
-_NEEDS_DATA = ("meta tensor", "meta device", "no data", "data-dependent")
-_MIXED = ("expected device", "same device", "different device")
-
-
-def _meta_verdict(ctx: Context) -> Verdict | None:
-    """The meta device stands in for a GPU on a CPU-only grader: a tensor the function makes on the CPU meets the
-    meta input (reported by the worker, or an error), which is the bug a GPU would show. A function that reads
-    values (an argument check such as bool((x < 0).any())) cannot run on the meta device: not judged."""
-    r = ctx.reply or {}
-    if r.get("mixed_devices"):
-        return Verdict(0.0, f"on the meta device (a stand-in for a GPU) the function combined CPU tensors with the "
-                            f"input's ({r['mixed_devices']}): create tensors on the input's device "
-                            "(torch.arange(n, device=x.device), torch.full(..., device=x.device), *_like, x.new_*)")
-    if ctx.outcome.failure or r.get("status") != "raised":
-        return None
-    message = str((r.get("exc") or {}).get("message", ""))
-    if any(k in message for k in _MIXED):
-        return Verdict(0.0, f"on the meta device (a stand-in for a GPU) the function mixed devices: {message[:200]} "
-                            "-- create tensors on the input's device (device=x.device)")
-    if any(k in message for k in _NEEDS_DATA):
-        return Verdict(1.0, "not judged: the function reads tensor values, which the meta device does not have")
-    return None
-
-
 def dtype_device(ctx: Context) -> Verdict:
-    """Every tensor output has the dtype of the reference's output and lives on the input's device."""
-    if ctx.case.device == "meta":
-        verdict = _meta_verdict(ctx)
-        if verdict:
-            return verdict
+    """Every tensor output has the dtype of the reference's output and lives on the input's device; in a watched
+    case no tensor made without the inputs' device met them (what fails on a GPU, seen on the CPU)."""
+    mixed = (ctx.reply or {}).get("mixed_devices") if ctx.case.watch_devices else None
+    if mixed:
+        return Verdict(0.0, f"{mixed} (it would fail with inputs on a GPU): create tensors on the input's device "
+                            "(torch.arange(n, device=x.device), torch.full(..., device=x.device), torch.zeros_like(x), "
+                            "x.new_tensor(...)) or move them there with .to(x.device)")
     bad = _returned(ctx)
     if bad:
         return bad

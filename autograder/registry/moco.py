@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from . import judges
-from .build import dtype_check, errors_check, function_spec, mutation_check, randn
+from .build import check, dtype_check, errors_check, function_spec, mutation_check, randn
 from .core import Cases, CheckSpec, mistake
+from .properties import part, same_storage
 from .public import PublicCase, nets, rnd
 
 __all__ = ["SPECS"]
@@ -29,15 +30,22 @@ ARCHS = [
 ]
 
 
+# parameter names per architecture: the values cases freeze some of the key encoder's (frozen layers are
+# averaged too: the update covers every parameter, requires_grad or not)
+FROZEN = [("0.bias",), ("2.weight",), ("1.weight", "1.bias")]
+
+
 def _m_case(c: Cases, *, arch=None, m=None, dt="float64", frozen=(), note="", **opt) -> None:
     arch = arch or c.choice(ARCHS)
     m = m if m is not None else c.choice([0.9, 0.99, 0.5, 0.999])
     fz = f", frozen={tuple(frozen)!r}" if frozen else ""
     bs = 2.0 if any(a[0] == "bn1d" for a in arch) else 0.0
+    call = ["key", "query"] + ([] if m == "default" else [repr(m)])
+    frozen_note = f", key parameters {', '.join(frozen)} frozen (requires_grad=False)" if frozen else ""
     c.add(f"key = MODULE({arch!r}, g, torch.{dt}{fz}, buffers_scale={bs})\n"
           f"query = MODULE({arch!r}, g, torch.{dt}, buffers_scale={bs})",
-          ["key", "query", repr(m)], note=note or f"{dt}, layers {[a[0] for a in arch]}, m={m}",
-          return_inputs=True, **opt)
+          call, note=note or f"{dt}, layers {[a[0] for a in arch]}, m={'left out (0.999)' if m == 'default' else m}"
+          + frozen_note, return_inputs=True, **opt)
 
 
 def _momentum_variant(key, query, m=0.999, *, swap=False, target="key", buffers=False, noop=False):
@@ -55,8 +63,8 @@ def _momentum_variant(key, query, m=0.999, *, swap=False, target="key", buffers=
     return None
 
 
-def _in_place(ctx: judges.Context) -> judges.Verdict:
-    """The key encoder's parameter objects are updated in place (not replaced), values as the reference."""
+def _same_objects(ctx: judges.Context) -> judges.Verdict:
+    """The key encoder's parameter objects are kept (not replaced), values as the reference."""
     v = judges.value(ctx)
     if v.score < 1:
         return v
@@ -65,6 +73,10 @@ def _in_place(ctx: judges.Context) -> judges.Verdict:
         return judges.Verdict(0.0, "the key encoder's parameters were replaced by new objects: update them in place "
                                    "(p_k.mul_(m).add_(p_q, alpha=1 - m) under torch.no_grad())")
     return v
+
+
+# the parameters keep their objects and their memory (p.data = ... replaces the memory of the same object)
+_in_place = same_storage(0, _same_objects)
 
 
 MOMENTUM = function_spec(
@@ -76,16 +88,19 @@ MOMENTUM = function_spec(
     ],
     loops_allowed=99,                                  # looping over parameter tensors is the normal way
     checks=[
-        CheckSpec("values", "theta_k <- m theta_k + (1 - m) theta_q for every parameter; the query encoder unchanged", 4.0,
-                  lambda c: [_m_case(c, arch=ARCHS[k % 3]) for k in range(4)]),
+        CheckSpec("values", "theta_k <- m theta_k + (1 - m) theta_q for every parameter (frozen ones too); the query "
+                  "encoder unchanged", 3.5,
+                  lambda c: [_m_case(c, arch=ARCHS[k % 3], frozen=FROZEN[k % 3] if k % 2 == 0 else ()) for k in range(4)]),
+        check("defaults", "m left out: 0.999", 0.5, lambda c: [_m_case(c, arch=ARCHS[1], m="default")]),
         CheckSpec("edge", "m = 0 copies the query encoder, m = 1 changes nothing", 1.0,
                   lambda c: [_m_case(c, m=0.0), _m_case(c, m=1.0)]),
         CheckSpec("buffers_and_flags", "buffers untouched, requires_grad flags unchanged (frozen key encoder)", 1.5,
                   lambda c: [_m_case(c, arch=ARCHS[2], frozen=("0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"),
                                      note="a frozen key encoder with BatchNorm statistics"),
                              _m_case(c, arch=ARCHS[2], dt="float32")]),
-        CheckSpec("in_place", "parameters are updated in place, without autograd", 1.5,
-                  lambda c: [_m_case(c, arch=ARCHS[1], note="parameters that require grad: needs torch.no_grad()")], _in_place),
+        CheckSpec("in_place", "parameters are updated in place (same objects, same memory), without autograd", 1.5,
+                  lambda c: [_m_case(c, arch=ARCHS[1], note="parameters that require grad: needs torch.no_grad()"),
+                             _m_case(c, arch=ARCHS[2], dt="float32")], _in_place),
         errors_check(lambda c: [
             _m_case(c, arch=ARCHS[0], m=1.5, note="m=1.5", meta={"arg": "m"}),
             _m_case(c, arch=ARCHS[0], m=-0.1, note="m=-0.1", meta={"arg": "m"}),
@@ -104,7 +119,7 @@ MOMENTUM = function_spec(
 )
 
 # ------------------------------------------------------------------------------------------------ enqueue
-def _e_case(c: Cases, *, k=None, n=None, ptr=None, ch=None, dt="float32", wrap=None, keys_grad=False, note="", **opt) -> None:
+def _e_case(c: Cases, *, k=None, n=None, ptr=None, ch=None, dt="float32", wrap=None, note="", **opt) -> None:
     k = k or c.randint(4, 12)
     ch = ch or c.randint(2, 5)
     n = n or c.randint(1, k)
@@ -115,8 +130,7 @@ def _e_case(c: Cases, *, k=None, n=None, ptr=None, ch=None, dt="float32", wrap=N
             ptr = c.randint(max(0, k - n + 1), k - 1) if n > 1 else k - 1
         else:
             ptr = c.randint(0, k - n)
-    keys = randn([n, ch], dt) + (".requires_grad_(True)" if keys_grad else "")
-    c.add(f"queue = {randn([k, ch], dt)}\nkeys = {keys}", ["queue", str(ptr), "keys"],
+    c.add(f"queue = {randn([k, ch], dt)}\nkeys = {randn([n, ch], dt)}", ["queue", str(ptr), "keys"],
           note=note or f"{dt}, K={k}, N={n}, C={ch}, ptr={ptr}", return_inputs=True, **opt)
 
 
@@ -137,14 +151,20 @@ def _enqueue_variant(queue, ptr, keys, *, mode):
 
 
 def _detached_queue(ctx: judges.Context) -> judges.Verdict:
-    v = judges.value(ctx)
+    """The queue as the reference leaves it, and still a constant: it neither requires grad nor has a grad_fn."""
+    v = _queue(ctx)
     if v.score < 1:
         return v
     after = ctx.reply.get("inputs_after") or []
-    if after and after[0].get("requires_grad"):
-        return judges.Verdict(0.0, "the queue requires grad after the call: write keys.detach() into it (the queue holds "
-                                   "constants)")
+    q = after[0] if after and isinstance(after[0], dict) else {}
+    if q.get("t") != "tensor" or q.get("requires_grad") or q.get("grad_fn"):
+        return judges.Verdict(0.0, "the queue requires grad after the call: it joined the keys' autograd graph; write "
+                                   "keys.detach() into it (the queue holds constants)")
     return v
+
+
+_queue = part(1, "queue")                     # the observed value is [returned pointer, queue after the call]
+_pointer = part(0, "returned pointer")
 
 
 ENQUEUE = function_spec(
@@ -155,16 +175,24 @@ ENQUEUE = function_spec(
         PublicCase("N > K raises ValueError", lambda: (torch.zeros(2, 3), 0, torch.zeros(3, 3)), expect="raises"),
     ],
     checks=[
-        CheckSpec("values", "rows ptr .. ptr + N - 1 become keys; returns (ptr + N) mod K", 3.0,
-                  lambda c: [_e_case(c, wrap=False, dt=("float32", "float64")[i % 2]) for i in range(3)]),
-        CheckSpec("wrap_around", "keys past the end wrap around to row 0 (N = K included)", 3.0, lambda c: [
+        CheckSpec("values", "rows ptr .. ptr + N - 1 of the queue become keys", 2.0,
+                  lambda c: [_e_case(c, wrap=False, dt=("float32", "float64")[i % 2]) for i in range(3)], _queue),
+        check("pointer", "returns the new pointer (ptr + N) mod K", 1.0, lambda c: [
+            _e_case(c, wrap=False), _e_case(c, wrap=True),
+            _e_case(c, k=4, n=1, ptr=3, note="the last row: the pointer wraps to 0"),
+        ], _pointer),
+        CheckSpec("wrap_around", "keys past the end wrap around to row 0 (N = K included; a queue stored transposed)",
+                  2.5, lambda c: [
             _e_case(c, wrap=True, n=3, k=5),
-            _e_case(c, wrap=True),
+            _e_case(c, wrap=True, dt="float64", layout={0: "transposed", 2: "strided"},
+                    note="float64, a queue stored transposed (non-contiguous) and non-contiguous keys"),
             _e_case(c, k=6, n=6, ptr=4, note="N = K = 6 from ptr=4: every row is overwritten"),
             _e_case(c, k=4, n=1, ptr=3, note="the last row: the pointer wraps to 0"),
-        ]),
+        ], _queue),
         CheckSpec("detached", "keys are written detached: the queue never joins the autograd graph", 1.0,
-                  lambda c: [_e_case(c, wrap=True, keys_grad=True, note="keys that require grad")], _detached_queue),
+                  lambda c: [_e_case(c, wrap=True, grad_wrt=(2,), note="keys that require grad")], _detached_queue),
+        check("in_place", "the queue is written in its own memory (not given new memory with .data = ...)", 0.5,
+              lambda c: [_e_case(c, wrap=True, n=2, k=5)], same_storage(0, _queue)),
         mutation_check(lambda c: _e_case(c, wrap=True)),
         errors_check(lambda c: [
             _e_case(c, k=3, n=4, ptr=0, note="N=4 keys into a queue of K=3", meta={"arg": "keys"}),
@@ -185,11 +213,18 @@ ENQUEUE = function_spec(
 
 # ------------------------------------------------------------------------------------------------ moco_loss
 def _q_case(c: Cases, dt: str, *, n=None, ch=None, k=None, t=None, note="", **opt) -> None:
-    n, ch, k = n or c.randint(1, 6), ch or c.randint(2, 6), k or c.randint(1, 12)
+    n, ch, k = n or c.randint(1, 6), ch or c.randint(2, 6), k if k is not None else c.randint(1, 12)
     t = t if t is not None else c.choice([0.07, 0.2, 0.5])
     norm = lambda shape: f"F.normalize({randn(shape, dt)}, dim=1)"  # noqa: E731
-    c.add(f"q = {norm([n, ch])}\nk = {norm([n, ch])}\nqueue = {norm([k, ch])}", ["q", "k", "queue", repr(t)],
-          note=note or f"{dt}, N={n}, C={ch}, K={k}, temperature={t}", **opt)
+    call = ["q", "k", "queue"] + ([] if t == "default" else [repr(t)])
+    c.add(f"q = {norm([n, ch])}\nk = {norm([n, ch])}\nqueue = {norm([k, ch])}", call,
+          note=note or f"{dt}, N={n}, C={ch}, K={k}, temperature={'left out (0.07)' if t == 'default' else t}", **opt)
+
+
+def _q_layout(c: Cases) -> None:
+    _q_case(c, "float64", n=3, ch=4, k=5, layout={0: "transposed", 1: "transposed", 2: "transposed"},
+            note="float64, q, k and queue stored transposed (non-contiguous: x.mT.contiguous().mT)")
+    _q_case(c, "float32", n=1, ch=3, k=0, note="float32, N = 1 and an empty queue (K = 0): the loss is 0")
 
 
 def _moco_variant(q, k, queue, t=0.07, *, detach_k=True, detach_queue=True, pos_last=False, scale=False):
@@ -210,8 +245,11 @@ MOCO = function_spec(
         PublicCase("temperature 0 raises ValueError", lambda: (torch.ones(2, 2), torch.ones(2, 2), torch.ones(3, 2), 0.0), expect="raises"),
     ],
     checks=[
-        CheckSpec("values", "cross-entropy of [q.k, q @ queue.T] / temperature with target 0", 3.0,
-                  lambda c: [_q_case(c, c.dtype(i)) for i in range(4)]),
+        CheckSpec("values", "cross-entropy of [q.k, q @ queue.T] / temperature with target 0 (and keeps the autograd "
+                  "graph)", 2.5, lambda c: [_q_case(c, c.dtype(i), grad_wrt=(0, 1, 2)) for i in range(4)]),
+        check("defaults", "temperature left out: 0.07", 0.5,
+              lambda c: [_q_case(c, c.dtype(i), t="default") for i in range(2)]),
+        check("layout", "non-contiguous inputs; one query and an empty queue", 0.5, _q_layout),
         CheckSpec("stability", "finite and correct at temperature 1e-3", 1.0,
                   lambda c: [_q_case(c, dt, t=1e-3, note=f"{dt}, temperature 1e-3") for dt in ("float32", "float64")]),
         CheckSpec("analytic", "k = q and a queue orthogonal to q: log(1 + K exp(-1/t))", 0.5, lambda c: c.add(
@@ -221,14 +259,14 @@ MOCO = function_spec(
                   lambda c: [_q_case(c, c.dtype(i), grad_wrt=(0,), grad=True) for i in range(2)], judges.gradients),
         CheckSpec("stop_gradient", "no gradient flows into k or the queue", 1.5,
                   lambda c: [_q_case(c, c.dtype(i), grad_wrt=(0, 1, 2), grad=True, meta={"stop": [1, 2]}) for i in range(2)],
-                  judges.stop_gradient),
+                  judges.stop_gradient, auxiliary=True),
         dtype_check(lambda c, dt, dev: _q_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _q_case(c, "float64", return_inputs=True)),
         errors_check(lambda c: [
             _q_case(c, "float32", n=2, ch=3, k=4, t=0.0, note="temperature=0", meta={"arg": "temperature"}),
             c.add(f"q = {randn([2, 3], 'float32')}\nqueue = {randn([4, 5], 'float32')}", ["q", "q", "queue", "0.07"],
                   note="queue with C=5 for queries with C=3", meta={"arg": "queue"}),
-        ], 1.5),
+        ], 1.0),
     ],
     mistakes=[
         mistake("grad_into_k", "moco_loss with gradient into k: the keys come from the momentum encoder, use k.detach()",

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from . import judges
 from .build import analytic, check, dtype_check, errors_check, function_spec, gradients, mutation_check, randn, values
 from .core import Cases, mistake
+from .properties import fresh, part
 from .public import PublicCase, rnd
 
 __all__ = ["SPECS"]
@@ -26,7 +26,27 @@ __all__ = ["SPECS"]
 def _r_values(c: Cases) -> None:
     for k in range(4):
         n, ch, h, dt = c.randint(1, 4), c.randint(1, 3), c.randint(2, 7), c.dtype(k)
-        c.add(f"images = {randn([n, ch, h, h], dt)}", "images", note=f"{dt}, N={n}, C={ch}, H=W={h}")
+        c.add(f"images = {randn([n, ch, h, h], dt)}", "images", note=f"{dt}, N={n}, C={ch}, H=W={h}, images that "
+              "require grad", grad_wrt=(0,))
+
+
+def _r_labels(c: Cases) -> None:
+    for k in range(2):
+        n, h = c.randint(1, 5), c.randint(2, 5)
+        c.add(f"images = {randn([n, 1, h, h], c.dtype(k))}", "images", note=f"{c.dtype(k)}, N={n}, H=W={h}")
+
+
+def _r_fresh(c: Cases) -> None:
+    c.add(f"images = {randn([1, 2, 3, 3], 'float64')}", "images", note="float64, N = 1: rotated is a new tensor")
+    c.add(f"images = {randn([3, 1, 2, 2], 'float32')}", "images", note="float32, N = 3")
+
+
+def _r_layout(c: Cases) -> None:
+    c.add(f"images = {randn([2, 3, 4, 4], 'float64')}", "images", note="float64, images stored transposed "
+          "(non-contiguous: x.mT.contiguous().mT)", layout={0: "transposed"})
+    c.add(f"images = {randn([3, 2, 3, 3], 'float32')}", "images", note="float32, non-contiguous images (a slice "
+          "with a step)", layout={0: "strided"})
+    c.add(f"images = {randn([2, 1, 1, 1], 'float64')}", "images", note="float64, 1x1 images, C = 1")
 
 
 def _r_analytic(c: Cases) -> None:
@@ -79,12 +99,16 @@ ROTATE = function_spec(
         PublicCase("H != W raises ValueError", lambda: (torch.zeros(1, 1, 2, 3),), expect="raises"),
     ],
     checks=[
-        values("rotated[4i + k] = rot90(images[i], k) counter-clockwise, labels[4i + k] = k", _r_values, 4.0),
+        values("rotated[4i + k] = rot90(images[i], k) counter-clockwise (and keeps the autograd graph)", _r_values, 3.0,
+               judge=part(0, "rotated")),
+        check("labels", "labels[4i + k] = k (int64)", 0.5, _r_labels, part(1, "labels")),
+        check("new_tensors", "rotated is a new tensor, never a view of images", 0.5, _r_fresh, fresh()),
+        check("layout", "non-contiguous images; 1x1 images", 0.5, _r_layout),
         analytic("known rotations of small images", _r_analytic, 1.5),
         gradients("gradients flow back to the images", _r_grads, 1.0),
         dtype_check(_r_dtype, 1.0),
         mutation_check(_r_mutation),
-        errors_check(_r_errors, 2.0),
+        errors_check(_r_errors, 1.5),
     ],
     mistakes=[
         mistake("clockwise", "rotations that turn clockwise: k quarter turns counter-clockwise is "
@@ -113,7 +137,24 @@ def _p_case(c: Cases, dt: str, *, n=None, ch=None, patch=None, gap=None, hw=None
 
 def _p_values(c: Cases) -> None:
     for k in range(4):
-        _p_case(c, c.dtype(k), gap=c.randint(1, 3) if k < 2 else None)
+        _p_case(c, c.dtype(k), gap=c.randint(1, 3) if k < 2 else None, grad_wrt=(0,))
+
+
+def _p_center(c: Cases) -> None:
+    for k in range(2):
+        _p_case(c, c.dtype(k), gap=c.randint(0, 3))
+
+
+def _p_fresh(c: Cases) -> None:
+    _p_case(c, "float64", n=3, patch=2, gap=1, note="float64, N=3, patch 2, gap 1: center and neighbor are new tensors")
+    _p_case(c, "float32", n=1, patch=3, gap=0, hw=(9, 9), note="float32, one 9x9 image filled by the grid")
+
+
+def _p_layout(c: Cases) -> None:
+    _p_case(c, "float64", n=3, patch=2, gap=1, layout={0: "transposed"},
+            note="float64, images stored transposed (non-contiguous: x.mT.contiguous().mT)")
+    _p_case(c, "float32", n=4, layout={0: "strided", 1: "strided"},
+            note="float32, non-contiguous images and positions (slices with a step)")
 
 
 def _p_analytic(c: Cases) -> None:
@@ -217,15 +258,18 @@ def _p_public_labels():
 RELATIVE_PATCHES = function_spec(
     "relative_patch_pairs",
     checks=[
-        values("centre cell and labelled neighbour of the centred 3x3 grid, cells patch + gap apart", _p_values, 3.5),
+        values("the labelled neighbour of the centred 3x3 grid, cells patch + gap apart (and keeps the autograd "
+               "graph)", _p_values, 2.5, judge=part(1, "neighbor")),
+        check("center", "the centre cell (1, 1) of the grid", 0.5, _p_center, part(0, "center")),
+        check("new_tensors", "center and neighbor are new tensors, never views of images", 0.5, _p_fresh, fresh()),
+        check("layout", "non-contiguous images and positions", 0.5, _p_layout),
         analytic("each label's cell (row-major, centre skipped) on images of known values; floor-divided margins",
                  _p_analytic, 1.5),
-        check("edge", "an empty batch, one-pixel cells, uint8 images with int32 labels", 1.0, _p_edge, auxiliary=True),
+        check("edge", "an empty batch, one-pixel cells, uint8 images with int32 labels", 0.5, _p_edge, auxiliary=True),
         gradients("gradients flow back to the cropped pixels", _p_grads, 1.5),
         dtype_check(lambda c, dt, dev: _p_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _p_case(c, "float64", return_inputs=True)),
-        check("errors", "bad arguments raise ValueError naming the argument", 1.5, _p_errors, judges.raises,
-              auxiliary=True),
+        errors_check(_p_errors, 1.5),
     ],
     mistakes=[
         mistake("column_major", "the neighbours numbered in column-major order: label k is the k-th cell of "

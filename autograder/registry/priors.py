@@ -10,7 +10,7 @@ that reads W column-major or the bias first, puts all weights first, adds a ReLU
 between layers, or runs the first network for every row.
 
 The errors checks (and anything else zeros of the right shape pass) count only for a function that gets some
-random value case right. Gradients wrt c2w are compared along rotations only, where R^T, R^-1 and a linear solve
+random value case right (build.errors_check is auxiliary). Gradients wrt c2w are compared along rotations only, where R^T, R^-1 and a linear solve
 agree (:func:`_as_rotation`).
 
 References: Yu et al., "pixelNeRF", CVPR 2021 (projection and bilinear look-up of pixel-aligned features);
@@ -24,15 +24,11 @@ import dataclasses
 import torch
 
 from . import judges
-from .build import dtype_check, errors_check, function_spec, mutation_check, randn
+from .build import check, dtype_check, errors_check, function_spec, mutation_check, randn
 from .core import Cases, CheckSpec, PublicCase, mistake
+from .properties import part
 
 __all__ = ["SPECS"]
-
-
-def _gated(check: CheckSpec) -> CheckSpec:
-    """The same check, credited only when some random value case is right (a function that only raises)."""
-    return dataclasses.replace(check, auxiliary=True)
 
 
 def _uniform(shape, dt: str, low: float, high: float) -> str:
@@ -180,12 +176,20 @@ def _public_pose(seed: int, dtype=torch.float64, rows: int = 4) -> torch.Tensor:
 PROJECT_POINTS = function_spec(
     "project_points",
     checks=[
-        CheckSpec("values", "x_c = R^T (p - o), depth = -z_c, u = f x_c / depth + W/2, v = -f y_c / depth + H/2",
-                  3.0, lambda c: [_pp_case(c, c.dtype(k), rows=(3, 4)[k // 2]) for k in range(4)]),
-        CheckSpec("shapes", "no leading dims ([3] -> [2] and []), size-1 dims, a 1x1 image", 1.0, lambda c: [
+        CheckSpec("values", "uv: x_c = R^T (p - o), u = f x_c / depth + W/2, v = -f y_c / depth + H/2 (and keeps the "
+                  "autograd graph)", 2.5,
+                  lambda c: [_pp_case(c, c.dtype(k), rows=(3, 4)[k // 2], grad_wrt=(0, 1)) for k in range(4)],
+                  part(0, "uv")),
+        check("depth", "depth = -z_c", 0.5, lambda c: [_pp_case(c, c.dtype(k)) for k in range(2)], part(1, "depth")),
+        CheckSpec("shapes", "no leading dims ([3] -> [2] and []), size-1 dims, a 1x1 image, non-contiguous inputs", 1.0,
+                  lambda c: [
             _pp_case(c, "float64", lead=[], note="points of shape [3]: uv [2], depth [] (a 0-d tensor)"),
             _pp_case(c, "float32", lead=[1, 1], rows=3, note="points of shape [1, 1, 3]"),
             _pp_case(c, "float64", lead=[2, 1, 3], h=1, w=1, note="points [2, 1, 3, 3], H = W = 1"),
+            _pp_case(c, "float64", lead=[4, 2], rows=4, layout={0: "transposed", 1: "transposed"},
+                     note="float64, points [4, 2, 3] and c2w stored transposed (non-contiguous)"),
+            _pp_case(c, "float32", lead=[5], rows=3, layout={0: "strided", 1: "strided"},
+                     note="float32, non-contiguous points and c2w (slices with a step)"),
         ]),
         CheckSpec("analytic", "get_rays inverted: rays_o + t rays_d[j, i] lands on (i, j) at depth t", 1.0, lambda c: [
             _pp_round_trip(c, "float64", 3, 5, 2.5, 0.7),
@@ -206,7 +210,7 @@ PROJECT_POINTS = function_spec(
         ], _pose_gradients),
         dtype_check(lambda c, dt, dev: _pp_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _pp_case(c, "float64", return_inputs=True)),
-        _gated(errors_check(_pp_errors, 1.0)),
+        errors_check(_pp_errors, 1.0),
     ],
     mistakes=[
         mistake("y_not_flipped", "a projection without the y flip: image rows go down while camera y goes up, "
@@ -296,15 +300,17 @@ def _pl_errors(c: Cases) -> None:
 PLUCKER = function_spec(
     "plucker_coordinates",
     checks=[
-        CheckSpec("values", "d = rays_d / ||rays_d||, m = rays_o x d, output cat([d, m], -1)", 3.0,
-                  lambda c: [_pl_case(c, c.dtype(k), lead_o=[2, c.randint(1, 4)] if k == 3 else None)
-                             for k in range(4)]),
-        CheckSpec("broadcast", "leading dims broadcast (one origin for many rays); no leading dims; size-1 dims", 1.0,
-                  lambda c: [
+        CheckSpec("values", "d = rays_d / ||rays_d||, m = rays_o x d, output cat([d, m], -1) (and keeps the autograd "
+                  "graph)", 3.0, lambda c: [_pl_case(c, c.dtype(k), lead_o=[2, c.randint(1, 4)] if k == 3 else None,
+                                                     grad_wrt=(0, 1)) for k in range(4)]),
+        CheckSpec("broadcast", "leading dims broadcast (one origin for many rays); no leading dims; size-1 dims; "
+                  "non-contiguous rays", 1.0, lambda c: [
             _pl_case(c, "float32", lead_o=[], lead_d=[2, 3], note="one origin [3] for rays_d [2, 3, 3]"),
             _pl_case(c, "float64", lead_o=[4, 1], lead_d=[3], note="rays_o [4, 1, 3] with rays_d [3, 3]: [4, 3, 6]"),
             _pl_case(c, "float64", lead_o=[3], lead_d=[], note="rays_o [3, 3] with one direction [3]"),
             _pl_case(c, "float32", lead_o=[], note="one ray: rays_o [3] and rays_d [3] give [6]"),
+            _pl_case(c, "float64", lead_o=[2, 4], layout={0: "transposed", 1: "strided"},
+                     note="float64, rays_o stored transposed and rays_d a slice with a step (non-contiguous)"),
         ]),
         CheckSpec("analytic", "axis-aligned rays; invariant to sliding the origin and to scaling d by c > 0", 1.0,
                   _pl_analytic),
@@ -318,7 +324,7 @@ PLUCKER = function_spec(
         ], judges.gradients),
         dtype_check(lambda c, dt, dev: _pl_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _pl_case(c, "float64", return_inputs=True)),
-        _gated(errors_check(_pl_errors, 1.0)),
+        errors_check(_pl_errors, 1.0),
     ],
     mistakes=[
         mistake("moment_reversed", "the moment reversed: m = rays_o x d (torch.linalg.cross(o, d)), not d x o",
@@ -390,6 +396,8 @@ def _bs_variant(grid, coords, *, corners="aligned", swap_xy=False, mode="bilinea
     return (1 - ay) * top + ay * bottom
 
 
+NAN = ("torch.tensor([[[0.25, -0.5], [float('nan'), 0.5], [1.0, -1.0]], [[-0.75, 0.0], [0.5, 0.5], "
+       "[0.1, float('nan')]]], dtype=torch.{dt})")
 BORDER = ("torch.tensor([[[-float('inf'), 0.3], [float('inf'), -float('inf')], [1.0, 1.0], [-1.0, -1.0], "
           "[1e30, -1e30], [1.0, -0.25], [-0.5, 1.0]]], dtype=torch.{dt})")
 LINEAR = ("(0.5 * torch.arange({w}, dtype=torch.float64) - 1.5 * torch.arange({h}, dtype=torch.float64)[:, None] "
@@ -422,21 +430,29 @@ def _bs_errors(c: Cases) -> None:
 BILINEAR = function_spec(
     "bilinear_sample_2d",
     checks=[
-        CheckSpec("values", "vertex-aligned bilinear interpolation: x = -1 is column 0, x = 1 column Wg - 1, y rows",
-                  3.0, lambda c: [_bs_case(c, c.dtype(k), hg=c.randint(2, 4) + 3 * (k % 2), wg=c.randint(2, 4) + 3 * (k // 2))
-                                  for k in range(4)]),
-        CheckSpec("border", "coordinates outside [-1, 1] (and +-inf) are clamped: the border value repeats", 1.5,
-                  lambda c: [
+        CheckSpec("values", "vertex-aligned bilinear interpolation: x = -1 is column 0, x = 1 column Wg - 1, y rows "
+                  "(and keeps the autograd graph)", 3.0,
+                  lambda c: [_bs_case(c, c.dtype(k), hg=c.randint(2, 4) + 3 * (k % 2), wg=c.randint(2, 4) + 3 * (k // 2),
+                                      grad_wrt=(0, 1)) for k in range(4)]),
+        CheckSpec("border", "coordinates outside [-1, 1] (and +-inf) are clamped: the border value repeats; a nan "
+                  "coordinate gives nan in its point only", 1.5, lambda c: [
             _bs_case(c, "float32", low=-3.0, high=3.0),
             _bs_case(c, "float64", low=-3.0, high=3.0),
             _bs_case(c, "float64", b=1, coords=BORDER.format(dt="float64"), note="x, y = +-inf, +-1 exactly, +-1e30"),
+            _bs_case(c, "float64", b=2, coords=NAN.format(dt="float64"), equal_nan=True,
+                     note="a nan x in point 1 of element 0 and a nan y in point 2 of element 1: nan there only"),
         ]),
         CheckSpec("analytic", "a grid linear in (column, row) is reproduced exactly; vertices return grid values", 1.0,
                   _bs_analytic),
-        CheckSpec("size_one", "grids with one row or one column (or 1x1), one point, one channel", 1.0, lambda c: [
+        CheckSpec("size_one", "grids with one row or one column (or 1x1), one point, one channel; non-contiguous "
+                  "inputs", 1.0, lambda c: [
             _bs_case(c, "float64", b=1, hg=1, wg=5, p=4, low=-1.5, high=1.5, note="grid [1, C, 1, 5]"),
             _bs_case(c, "float32", b=2, ch=1, hg=4, wg=1, low=-1.5, high=1.5, note="grid [2, 1, 4, 1]"),
             _bs_case(c, "float64", b=1, ch=1, hg=1, wg=1, p=1, low=-1.5, high=1.5, note="grid [1, 1, 1, 1], P = 1"),
+            _bs_case(c, "float64", b=2, ch=3, hg=4, wg=5, p=6, layout={0: "transposed", 1: "transposed"},
+                     note="float64, grid and coords stored transposed (non-contiguous: x.mT.contiguous().mT)"),
+            _bs_case(c, "float32", layout={0: "strided", 1: "strided"},
+                     note="float32, non-contiguous grid and coords (slices with a step)"),
         ]),
         CheckSpec("gradients", "gradients wrt grid and coords match (zero where a coordinate is clamped)", 1.5,
                   lambda c: [
@@ -445,7 +461,7 @@ BILINEAR = function_spec(
         ], judges.gradients),
         dtype_check(lambda c, dt, dev: _bs_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _bs_case(c, "float64", low=-1.5, high=1.5, return_inputs=True)),
-        _gated(errors_check(_bs_errors, 1.0)),
+        errors_check(_bs_errors, 1.0),
     ],
     mistakes=[
         mistake("align_corners_false", "align_corners=False semantics (pixel areas, fx = ((x + 1) Wg - 1) / 2): the "
@@ -534,12 +550,17 @@ BATCHED_MLP = function_spec(
     "batched_mlp",
     loops_allowed=1,                                             # the loop over layers
     checks=[
-        CheckSpec("values", "row b read as [W_1 (row-major [out, in]), b_1, W_2, b_2, ...], ReLU between layers", 3.5,
-                  lambda c: [_bm_case(c, c.dtype(k)) for k in range(4)]),
-        CheckSpec("layers", "one layer (no ReLU at all), four layers, widths of 1, B = 1", 1.25, lambda c: [
+        CheckSpec("values", "row b read as [W_1 (row-major [out, in]), b_1, W_2, b_2, ...], ReLU between layers (and "
+                  "keeps the autograd graph)", 3.5, lambda c: [_bm_case(c, c.dtype(k), grad_wrt=(0, 1)) for k in range(4)]),
+        CheckSpec("layers", "one layer (no ReLU at all), four layers, widths of 1, B = 1, non-contiguous inputs", 1.25,
+                  lambda c: [
             _bm_case(c, "float32", sizes=[3, 2], note="sizes [3, 2]: one linear layer"),
             _bm_case(c, "float64", sizes=[2, 4, 3, 4, 2], note="sizes [2, 4, 3, 4, 2]: four layers"),
             _bm_case(c, "float64", sizes=[1, 3, 1], b=1, note="sizes [1, 3, 1], B = 1"),
+            _bm_case(c, "float64", sizes=[3, 4, 2], b=3, p=4, layout={0: "transposed", 1: "transposed"},
+                     note="float64, x and params stored transposed (non-contiguous: x.mT.contiguous().mT)"),
+            _bm_case(c, "float32", sizes=[2, 3, 2], layout={0: "strided", 1: "strided"},
+                     note="float32, non-contiguous x and params (slices with a step)"),
         ]),
         CheckSpec("empty", "P = 0 points give an empty [B, 0, Dout] output", 0.25, lambda c: [
             _bm_case(c, "float32", sizes=[3, 4, 2], p=0, note="P = 0 points: output [B, 0, 2]"),
@@ -554,7 +575,7 @@ BATCHED_MLP = function_spec(
         ], judges.gradients),
         dtype_check(lambda c, dt, dev: _bm_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _bm_case(c, "float64", return_inputs=True)),
-        _gated(errors_check(_bm_errors, 1.5)),
+        errors_check(_bm_errors, 1.5),
     ],
     mistakes=[
         mistake("column_major", "W read column-major ([in, out]): each W_l is row-major [out, in], "

@@ -164,8 +164,8 @@ def bilinear_gather(grid, coords):
     b, c, hg, wg = grid.shape
     xy = coords.clamp(-1, 1)
     fx, fy = (xy[..., 0] + 1) * (wg - 1) / 2, (xy[..., 1] + 1) * (hg - 1) / 2   # [B, P]
-    x0 = torch.clamp(fx.detach().floor(), 0, max(wg - 2, 0)).long()
-    y0 = torch.clamp(fy.detach().floor(), 0, max(hg - 2, 0)).long()
+    x0 = fx.detach().floor().long().clamp(0, max(wg - 2, 0))                   # clamped as long: a nan stays in
+    y0 = fy.detach().floor().long().clamp(0, max(hg - 2, 0))                   # range (and its output is nan)
     x1, y1 = torch.clamp(x0 + 1, max=wg - 1), torch.clamp(y0 + 1, max=hg - 1)
     ax, ay = (fx - x0)[:, None], (fy - y0)[:, None]                            # [B, 1, P]
     flat = grid.flatten(2)                                                      # [B, C, Hg * Wg]
@@ -191,7 +191,8 @@ def bilinear_hat(grid, coords):
 
 
 def bilinear_grid_sample(grid, coords):
-    """torch's own grid_sample (the notebook asks students not to call it, but it is right)."""
+    """torch's own grid_sample (the notebook asks students not to call it): right, except that it maps a nan
+    coordinate to a border value where the contract returns nan for that point."""
     _bs_checks(grid, coords)
     return F.grid_sample(grid, coords[:, None], mode="bilinear", padding_mode="border",
                          align_corners=True)[:, :, 0].transpose(1, 2)
@@ -227,7 +228,6 @@ def batched_mlp_split(x, params, sizes):
 CORRECT = [("project_points", project_points_solve), ("project_points", project_points_homogeneous),
            ("plucker_coordinates", plucker_stack), ("plucker_coordinates", plucker_skew),
            ("bilinear_sample_2d", bilinear_gather), ("bilinear_sample_2d", bilinear_hat),
-           ("bilinear_sample_2d", bilinear_grid_sample),
            ("batched_mlp", batched_mlp_einsum), ("batched_mlp", batched_mlp_split)]
 
 
@@ -453,6 +453,7 @@ BUGGY = [("project_points", project_points_clamped_depth, "stability"),
          ("plucker_coordinates", plucker_eps, "values"),
          ("bilinear_sample_2d", bilinear_unclamped_corner, "border"),
          ("bilinear_sample_2d", bilinear_extrapolating, "border"),
+         ("bilinear_sample_2d", bilinear_grid_sample, "border"),
          ("bilinear_sample_2d", bilinear_channels_first, "values"),
          ("bilinear_sample_2d", bilinear_clamps_in_place, "no_mutation"),
          ("batched_mlp", batched_mlp_bias_not_skipped, "values"),

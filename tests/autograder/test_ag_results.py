@@ -15,7 +15,7 @@ from autograder.registry import REGISTRY
 from autograder.grading import grade_notebook, run_seed
 from autograder.results import results_json
 from agpaths import ASSIGNMENTS, ROOT, cli_env
-from nbfactory import NT_XENT_NO_MASK, with_functions, write
+from nbfactory import ENQUEUE_DROPS, NT_XENT_NO_MASK, with_functions, write
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +56,14 @@ def test_results_json_follows_the_gradescope_spec(graded):
 
 
 def test_grading_the_same_file_twice_gives_identical_scores_and_seed_replays(sandbox, tmp_path):
-    nb = write(with_functions("a3_contrastive", {"nt_xent_loss": NT_XENT_NO_MASK}), tmp_path / "buggy.ipynb")
-    first = grade_notebook(nb, "a3_contrastive", sandbox=sandbox, functions=("nt_xent_loss",))
-    second = grade_notebook(nb, "a3_contrastive", sandbox=sandbox, functions=("nt_xent_loss",))
+    nb = write(with_functions("a3_contrastive", {"enqueue": ENQUEUE_DROPS}), tmp_path / "buggy.ipynb")
+    first = grade_notebook(nb, "a3_contrastive", sandbox=sandbox, functions=("enqueue",))
+    second = grade_notebook(nb, "a3_contrastive", sandbox=sandbox, functions=("enqueue",))
     scores = lambda r: [(c.name, c.score) for f in r.functions for c in f.checks]  # noqa: E731
     assert first.seed == second.seed and scores(first) == scores(second) and 0 < first.score < 10
     salted = run_seed(first.sha256, "a3_contrastive", salt="secret")
     assert salted != first.seed
-    replay = grade_notebook(nb, "a3_contrastive", sandbox=sandbox, seed=first.seed, salt="secret", functions=("nt_xent_loss",))
+    replay = grade_notebook(nb, "a3_contrastive", sandbox=sandbox, seed=first.seed, salt="secret", functions=("enqueue",))
     assert scores(replay) == scores(first)
 
 

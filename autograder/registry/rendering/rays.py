@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 
 from .. import judges
-from ..build import dtype_check, errors_check, function_spec, mutation_check, randn
+from ..build import check, dtype_check, errors_check, function_spec, mutation_check, randn
 from ..core import Cases, CheckSpec, mistake
+from ..properties import fresh, part
 from ..public import PublicCase, rnd
 
 __all__ = ["SPECS"]
@@ -55,8 +56,20 @@ GET_RAYS = function_spec(
         PublicCase("c2w of shape [3, 3] raises ValueError", lambda: (2, 2, 1.0, torch.eye(3)), expect="raises"),
     ],
     checks=[
-        CheckSpec("values", "dir = ((i - W/2)/f, -(j - H/2)/f, -1) rotated by c2w, origin c2w[:3, 3]", 4.0,
-                  lambda c: [_gr_case(c, c.dtype(k), rows=(3, 4)[k // 2]) for k in range(4)]),
+        CheckSpec("values", "rays_d: dir = ((i - W/2)/f, -(j - H/2)/f, -1) rotated by c2w (and keeps the autograd "
+                  "graph)", 3.0, lambda c: [_gr_case(c, c.dtype(k), rows=(3, 4)[k // 2], grad_wrt=(3,)) for k in range(4)],
+                  part(1, "rays_d")),
+        check("origins", "rays_o = c2w[:3, 3] at every pixel", 0.5,
+              lambda c: [_gr_case(c, c.dtype(k), rows=(3, 4)[k]) for k in range(2)], part(0, "rays_o")),
+        check("new_tensors", "rays_o and rays_d are new tensors, not views of c2w", 0.5,
+              lambda c: [_gr_case(c, c.dtype(k)) for k in range(2)], fresh()),
+        check("layout", "one row or one column of pixels; a non-contiguous c2w", 0.5, lambda c: [
+            _gr_case(c, "float64", h=1, note="float64, H = 1 (one row of pixels)"),
+            _gr_case(c, "float32", w=1, rows=3, note="float32, W = 1 (one column of pixels), c2w 3x4"),
+            _gr_case(c, "float64", h=1, w=1, rows=4, layout={3: "transposed"},
+                     note="float64, a single pixel, c2w stored transposed (non-contiguous: x.mT.contiguous().mT)"),
+            _gr_case(c, "float32", rows=3, layout={3: "strided"}, note="float32, a non-contiguous c2w 3x4"),
+        ]),
         CheckSpec("analytic", "identity camera, 2x2 image, focal 1: directions (-1, 1, -1), (0, 1, -1), ...", 1.5, lambda c: [
             c.add("c2w = torch.eye(4, dtype=torch.float64)", ["2", "2", "1.0", "c2w"], note="identity c2w, H=W=2, focal=1"),
             c.add("c2w = torch.eye(4, dtype=torch.float64)[:3]", ["3", "2", "2.0", "c2w"], note="identity c2w [3, 4], H=3, W=2"),
@@ -68,7 +81,7 @@ GET_RAYS = function_spec(
         errors_check(lambda c: [
             c.add(f"c2w = {randn([3, 3], 'float32')}", ["4", "4", "2.0", "c2w"], note="c2w of shape [3, 3]", meta={"arg": "c2w"}),
             c.add(f"c2w = {randn([12], 'float32')}", ["4", "4", "2.0", "c2w"], note="c2w of shape [12]", meta={"arg": "c2w"}),
-        ], 2.0),
+        ], 1.5),
     ],
     mistakes=[
         mistake("pixel_centres", "rays through pixel centres (+0.5): the contract uses pixel corners, i - W/2",

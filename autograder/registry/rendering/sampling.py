@@ -10,23 +10,34 @@ from __future__ import annotations
 import torch
 
 from .. import judges
-from ..build import dtype_check, errors_check, function_spec, mutation_check, rand, randn
+from ..build import check, dtype_check, errors_check, function_spec, mutation_check, rand, randn
 from ..core import Cases, CheckSpec, mistake
+from ..properties import part
 from ..public import PublicCase, gen, rnd
 
 __all__ = ["SPECS"]
 
 
 # ------------------------------------------------------------------------------------------------ sample_stratified
-def _ss_case(c: Cases, dt: str, *, lead=None, s=None, near=None, far=None, perturb=False, note="", **opt) -> None:
-    lead = lead or c.choice([[c.randint(1, 6)], [2, c.randint(1, 3)]])
+def _ss_case(c: Cases, dt: str, *, lead=None, lead_d=None, s=None, near=None, far=None, perturb=False, note="",
+             **opt) -> None:
+    """``perturb``: False, True (with a seeded generator) or "default" (perturb and generator left out: the draws
+    come from torch's global generator, seeded alike in the worker and for the reference)."""
+    lead = lead if lead is not None else c.choice([[c.randint(1, 6)], [2, c.randint(1, 3)]])
+    lead_d = lead if lead_d is None else lead_d
     s = s or c.randint(1, 12)
     near = near if near is not None else round(c.rng.uniform(0.0, 2.0), 3)
     far = far if far is not None else round(near + c.rng.uniform(0.5, 4.0), 3)
-    gen = f"\ngen = GEN({c.randint(0, 2**31 - 1)})" if perturb else ""
-    c.add(f"rays_o = {randn(lead + [3], dt)}\nrays_d = {randn(lead + [3], dt)}{gen}",
-          ["rays_o", "rays_d", repr(near), repr(far), str(s), str(perturb), "gen" if perturb else "None"],
-          note=note or f"{dt}, rays {lead}, S={s}, near={near}, far={far}, perturb={perturb}", **opt)
+    gen = f"\ngen = GEN({c.randint(0, 2**31 - 1)})" if perturb is True else ""
+    call = ["rays_o", "rays_d", repr(near), repr(far), str(s)]
+    call += [] if perturb == "default" else [str(perturb), "gen" if perturb else "None"]
+    if perturb == "default":
+        opt["global_rng"] = True
+    shapes = f"rays {lead}" if lead_d == lead else f"rays_o {lead + [3]}, rays_d {lead_d + [3]}"
+    c.add(f"rays_o = {randn(lead + [3], dt)}\nrays_d = {randn(lead_d + [3], dt)}{gen}", call,
+          note=note or f"{dt}, {shapes}, S={s}, near={near}, far={far}, "
+                       + ("perturb and generator left out (the global generator)" if perturb == "default"
+                          else f"perturb={perturb}"), **opt)
 
 
 def _ss_variant(o, d, near, far, s, perturb=True, generator=None, *, where="mid"):
@@ -38,36 +49,36 @@ def _ss_variant(o, d, near, far, s, perturb=True, generator=None, *, where="mid"
 
 
 def _perturbed(ctx: judges.Context) -> judges.Verdict:
-    """perturb=True: one sample inside each bin, points on the rays, reproducible from the generator."""
-    bad = judges.describe_failure(ctx)
-    if bad:
-        return judges.Verdict(0.0, bad)
+    """perturb=True: exactly the reference's samples for the same generator (the contract pins the draw:
+    lower + (upper - lower) * torch.rand(..., S, generator=generator)); when they differ, why."""
+    verdict = _t_vals(ctx)
+    if verdict.score >= 1 or verdict.mistake:
+        return verdict
     out = ctx.reply.get("out") or {}
-    ref_points, ref_t = ctx.m.ref_out
     items = out.get("items") if out.get("t") in ("tuple", "list") else None
     if not items or len(items) != 2 or any(i.get("t") != "tensor" for i in items):
-        return judges.Verdict(0.0, "expected a tuple (points, t_vals) of tensors")
-    points, t = items[0]["data"].to(torch.float64), items[1]["data"].to(torch.float64)
-    if list(t.shape) != list(ref_t.shape) or list(points.shape) != list(ref_points.shape):
-        return judges.Verdict(0.0, f"expected shapes {list(ref_points.shape)} and {list(ref_t.shape)}, got "
-                                   f"{list(points.shape)} and {list(t.shape)}")
-    o, d, near, far, s = ctx.m.args[:5]
+        return verdict
+    t = items[1]["data"].to(torch.float64)
+    near, far, s = ctx.m.args[2:5]
     edges = torch.linspace(near, far, s + 1, dtype=torch.float64)
+    if list(t.shape[-1:]) != [s]:
+        return verdict
     slack = 1e-5 * max(1.0, abs(far))
     if not bool(((t >= edges[:-1] - slack) & (t <= edges[1:] + slack)).all()):
-        return judges.Verdict(0.0, "with perturb=True every t must lie inside its own bin [edge_i, edge_(i+1)]")
-    if bool(torch.allclose(t, ((edges[:-1] + edges[1:]) / 2).expand_as(t), rtol=0, atol=1e-9)):
-        return judges.Verdict(0.0, "perturb=True returned the bin midpoints: draw one uniform sample per bin",
-                              "perturb_ignored")
-    expect = o.to(torch.float64)[..., None, :] + t[..., :, None] * d.to(torch.float64)[..., None, :]
-    if not torch.allclose(points, expect, rtol=1e-4, atol=1e-4):
-        return judges.Verdict(0.0, "points must equal rays_o + t_vals * rays_d for the returned t_vals")
+        return judges.Verdict(0.0, verdict.message + "; with perturb=True every t must lie inside its own bin")
     again = ctx.reply.get("out2") or {}
     t2 = again.get("items", [{}, {}])[1].get("data") if again.get("t") in ("tuple", "list") else None
     if t2 is None or not torch.equal(t2.to(torch.float64), t):
-        return judges.Verdict(0.0, "two calls with generators seeded alike gave different samples: draw the uniform "
-                                   "numbers with torch.rand(..., generator=generator)", "generator_ignored")
-    return judges.Verdict(1.0)
+        return judges.Verdict(0.0, verdict.message + "; two calls with generators seeded alike gave different "
+                              "samples: draw the uniform numbers with torch.rand(..., generator=generator)",
+                              "generator_ignored")
+    return judges.Verdict(0.0, verdict.message + "; the samples lie in their bins but are not the contract's draw: "
+                          "u = torch.rand(*batch, S, generator=generator, dtype=rays_o.dtype), one call, then "
+                          "t = lower + (upper - lower) * u")
+
+
+_points = part(0, "points")
+_t_vals = part(1, "t_vals")
 
 
 SAMPLE_STRATIFIED = function_spec(
@@ -77,11 +88,23 @@ SAMPLE_STRATIFIED = function_spec(
         PublicCase("near >= far raises ValueError", lambda: (torch.zeros(1, 3), torch.ones(1, 3), 2.0, 1.0, 4, False), expect="raises"),
     ],
     checks=[
-        CheckSpec("values", "perturb=False: t at the bin midpoints of linspace(near, far, S + 1), points = o + t d", 3.5,
-                  lambda c: [_ss_case(c, c.dtype(k)) for k in range(4)]),
-        CheckSpec("perturbed", "perturb=True: one uniform sample per bin, drawn from the generator", 2.0,
+        CheckSpec("values", "perturb=False: points = o + t d at the bin midpoints t (and keeps the autograd graph)",
+                  2.5, lambda c: [_ss_case(c, c.dtype(k), grad_wrt=(0, 1)) for k in range(4)], _points),
+        check("t_vals", "perturb=False: t_vals at the bin midpoints of linspace(near, far, S + 1)", 1.0,
+              lambda c: [_ss_case(c, c.dtype(k)) for k in range(2)], _t_vals),
+        CheckSpec("perturbed", "perturb=True: the contract's draw from the generator, lower + (upper - lower) * "
+                  "torch.rand(..., S, generator=generator)", 2.0,
                   lambda c: [_ss_case(c, c.dtype(k), perturb=True, repeat=True) for k in range(2)], _perturbed),
-        CheckSpec("edge", "one sample per ray; a single ray", 1.0,
+        check("defaults", "perturb and generator left out: perturbed samples from torch's global generator", 0.5,
+              lambda c: [_ss_case(c, c.dtype(k), perturb="default") for k in range(2)]),
+        check("layout", "rays without leading dims ([3]); one origin for many directions; non-contiguous rays", 0.5,
+              lambda c: [
+            _ss_case(c, "float64", lead=[], note="float64, one ray: rays_o and rays_d of shape [3]"),
+            _ss_case(c, "float32", lead=[], lead_d=[4], note="float32, one origin [3] for rays_d [4, 3]"),
+            _ss_case(c, "float64", lead=[5], layout={0: "transposed", 1: "strided"},
+                     note="float64, non-contiguous rays_o (stored transposed) and rays_d (a slice with a step)"),
+        ]),
+        CheckSpec("edge", "one sample per ray; a single ray", 0.5,
                   lambda c: [_ss_case(c, "float64", s=1), _ss_case(c, "float32", lead=[1], s=5)]),
         CheckSpec("gradients", "gradients wrt rays_o and rays_d match the reference", 1.0,
                   lambda c: _ss_case(c, "float64", grad_wrt=(0, 1), grad=True), judges.gradients),
@@ -94,9 +117,11 @@ SAMPLE_STRATIFIED = function_spec(
                   note="near=3 > far=2", meta={"arg": "near"}),
             c.add(f"rays_o = {randn([4, 3], 'float32')}", ["rays_o", "rays_o", "1.0", "2.0", "0", "False", "None"],
                   note="n_samples=0", meta={"arg": "n_samples"}),
-        ], 1.5),
+        ], 1.0),
     ],
     mistakes=[
+        mistake("perturb_ignored", "perturb=True returning the bin midpoints: draw one uniform sample per bin, "
+                "lower + (upper - lower) * torch.rand(..., S, generator=generator)", _ss_variant, where="mid"),
         mistake("left_edges", "t at the left bin edges: with perturb=False t is the bin midpoint (lower + upper) / 2",
                 _ss_variant, where="left"),
         mistake("right_edges", "t at the right bin edges instead of the midpoints", _ss_variant, where="right"),
@@ -108,13 +133,25 @@ SAMPLE_STRATIFIED = function_spec(
 
 # ------------------------------------------------------------------------------------------------ sample_pdf
 def _sp_case(c: Cases, dt: str, *, lead=None, s=None, n=None, weights=None, det=True, note="", **opt) -> None:
-    lead = lead or c.choice([[c.randint(1, 5)], [2, c.randint(1, 3)]])
+    """``det``: True, False (with a seeded generator), "global" (deterministic=False, generator=None) or "default"
+    (both left out); the last two draw from torch's global generator, seeded alike in the worker and for the
+    reference."""
+    lead = lead if lead is not None else c.choice([[c.randint(1, 5)], [2, c.randint(1, 3)]])
     s, n = s or c.randint(1, 8), n or c.randint(1, 12)
     w = weights or rand(lead + [s], dt)
-    gen = "" if det else f"\ngen = GEN({c.randint(0, 2**31 - 1)})"
-    c.add(f"bins = torch.cumsum({rand(lead + [s + 1], dt, 1.0, 0.1)}, dim=-1)\nweights = {w}{gen}",
-          ["bins", "weights", str(n), str(det), "None" if det else "gen"],
-          note=note or f"{dt}, rays {lead}, S={s}, n_samples={n}, deterministic={det}", **opt)
+    gen = f"\ngen = GEN({c.randint(0, 2**31 - 1)})" if det is False else ""
+    call = ["bins", "weights", str(n)]
+    if det in (True, False):
+        call += [str(det), "None" if det else "gen"]
+    elif det == "global":
+        call += ["False", "None"]
+    if det in ("global", "default"):
+        opt["global_rng"] = True
+    mode = {True: "deterministic=True", False: "deterministic=False with a generator",
+            "global": "deterministic=False, generator=None (the global generator)",
+            "default": "deterministic and generator left out (random, the global generator)"}[det]
+    c.add(f"bins = torch.cumsum({rand(lead + [s + 1], dt, 1.0, 0.1)}, dim=-1)\nweights = {w}{gen}", call,
+          note=note or f"{dt}, rays {lead}, S={s}, n_samples={n}, {mode}", **opt)
 
 
 def _sp_variant(bins, weights, n, det=False, generator=None, *, right=True, pad=1e-5):
@@ -131,30 +168,25 @@ def _sp_variant(bins, weights, n, det=False, generator=None, *, right=True, pad=
 
 
 def _sp_random(ctx: judges.Context) -> judges.Verdict:
-    """deterministic=False: samples inside [bins_0, bins_S], distributed as the pdf, reproducible from generator."""
-    bad = judges.describe_failure(ctx)
-    if bad:
-        return judges.Verdict(0.0, bad)
+    """deterministic=False: exactly the reference's samples for the same draws (the contract pins them:
+    u = torch.rand(..., n_samples, generator=generator)); when they differ, why."""
+    verdict = judges.value(ctx)
+    if verdict.score >= 1 or verdict.mistake:
+        return verdict
     out = ctx.reply.get("out") or {}
-    ref = ctx.m.ref_out
-    if out.get("t") != "tensor" or list(out["data"].shape) != list(ref.shape):
-        return judges.Verdict(0.0, f"expected a tensor of shape {list(ref.shape)}, got {judges._kind(out)}")
+    if out.get("t") != "tensor" or list(out["data"].shape) != list(ctx.m.ref_out.shape):
+        return verdict
     x = out["data"].to(torch.float64)
-    bins, weights = ctx.m.args[0].to(torch.float64), ctx.m.args[1].to(torch.float64)
+    bins = ctx.m.args[0].to(torch.float64)
     if not bool(((x >= bins[..., :1] - 1e-6) & (x <= bins[..., -1:] + 1e-6)).all()):
-        return judges.Verdict(0.0, "samples must lie inside [bins[..., 0], bins[..., -1]]")
-    pdf = (weights + 1e-5) / (weights + 1e-5).sum(-1, keepdim=True)
-    idx = torch.searchsorted(bins.contiguous(), x.contiguous(), right=True).clamp(1, bins.shape[-1] - 1) - 1
-    hist = torch.zeros_like(pdf).scatter_add_(-1, idx, torch.ones_like(x)) / x.shape[-1]
-    gap = (hist - pdf).abs().max().item()
-    if gap > 0.06:
-        return judges.Verdict(0.0, f"the fraction of samples per bin differs from the pdf by up to {gap:.2f}: invert the "
-                                   "CDF of (w + 1e-5) / sum(w + 1e-5)")
-    again = ctx.reply.get("out2") or {}
-    if again.get("t") != "tensor" or not torch.equal(again["data"].to(torch.float64), x):
-        return judges.Verdict(0.0, "two calls with generators seeded alike gave different samples: draw u with "
-                                   "torch.rand(..., generator=generator)", "generator_ignored")
-    return judges.Verdict(1.0)
+        return judges.Verdict(0.0, verdict.message + "; samples must lie inside [bins[..., 0], bins[..., -1]]")
+    again = ctx.reply.get("out2")
+    if again is not None and (again.get("t") != "tensor" or not torch.equal(again["data"].to(torch.float64), x)):
+        return judges.Verdict(0.0, verdict.message + "; two calls with generators seeded alike gave different "
+                              "samples: draw u with torch.rand(..., generator=generator)", "generator_ignored")
+    return judges.Verdict(0.0, verdict.message + "; the samples are not the contract's draw: u = torch.rand(*batch, "
+                          "n_samples, generator=generator, dtype=bins.dtype) (one call; without a generator, from "
+                          "torch's global generator), then the inverse CDF")
 
 
 ZERO_BINS = "torch.rand({shape}, generator=g, dtype=torch.{dt}) * torch.tensor({mask}, dtype=torch.{dt})"
@@ -168,9 +200,9 @@ SAMPLE_PDF = function_spec(
         PublicCase("mismatched bins raise ValueError", lambda: (torch.ones(2, 4), torch.ones(2, 4), 3, True), expect="raises"),
     ],
     checks=[
-        CheckSpec("values", "deterministic=True: the inverse CDF at u = linspace(0, 1, n)", 3.0,
+        CheckSpec("values", "deterministic=True: the inverse CDF at u = linspace(0, 1, n)", 2.5,
                   lambda c: [_sp_case(c, c.dtype(k)) for k in range(4)]),
-        CheckSpec("zero_weights", "all-zero weights sample uniformly; zero-weight bins (searchsorted right=True)", 2.0, lambda c: [
+        CheckSpec("zero_weights", "all-zero weights sample uniformly; zero-weight bins (searchsorted right=True)", 1.5, lambda c: [
             _sp_case(c, "float32", weights="torch.zeros(2, 4, dtype=torch.float32)", lead=[2], s=4, note="all-zero weights"),
             _sp_case(c, "float64", lead=[2], s=4, n=5, weights=ZERO_BINS.format(shape="2, 4", dt="float64", mask=[1.0, 1.0, 0.0, 0.0]),
                      note="the last two bins have zero weight"),
@@ -179,14 +211,26 @@ SAMPLE_PDF = function_spec(
             _sp_case(c, "float32", lead=[1], s=4, n=3, weights="torch.tensor([[2.0, 0.0, 2.0, 0.0]])",
                      note="alternate bins have zero weight"),
         ]),
-        CheckSpec("random", "deterministic=False: samples follow the pdf and come from the generator", 2.0, lambda c: [
-            _sp_case(c, "float64", lead=[2], s=4, n=4000, det=False, repeat=True,
-                     weights="torch.tensor([[4.0, 1.0, 0.0, 3.0], [0.5, 0.5, 2.0, 1.0]], dtype=torch.float64)",
-                     note="2 rays, 4000 samples each"),
+        CheckSpec("random", "deterministic=False: the inverse CDF at u = torch.rand(..., n, generator=generator) (with "
+                  "a generator, and with torch's global generator)", 2.0, lambda c: [
+            _sp_case(c, "float64", lead=[2], s=4, n=12, det=False, repeat=True,
+                     weights="torch.tensor([[4.0, 1.0, 0.0, 3.0], [0.5, 0.5, 2.0, 1.0]], dtype=torch.float64)"),
+            _sp_case(c, "float32", det=False, repeat=True),
+            _sp_case(c, "float64", det="global"),
         ], _sp_random),
+        check("defaults", "deterministic and generator left out: random samples from torch's global generator", 0.5,
+              lambda c: [_sp_case(c, c.dtype(k), det="default") for k in range(2)], _sp_random),
+        check("layout", "bins and weights without leading dims ([S + 1], [S]); non-contiguous inputs; S = 1", 0.5,
+              lambda c: [
+            _sp_case(c, "float64", lead=[], note="float64, one ray: bins [S + 1] and weights [S]"),
+            _sp_case(c, "float32", lead=[3], layout={0: "strided", 1: "strided"},
+                     note="float32, non-contiguous bins and weights (slices with a step)"),
+            _sp_case(c, "float64", lead=[2], s=1, layout={1: "strided"}, note="float64, S = 1 (one bin), non-contiguous "
+                     "weights"),
+        ]),
         CheckSpec("detached", "the samples are detached from bins and weights", 1.0, lambda c: [
             _sp_case(c, "float64", grad_wrt=(0, 1), meta={"detached": True}, note="bins and weights that require grad"),
-        ], judges.stop_gradient),
+        ], judges.stop_gradient, auxiliary=True),
         dtype_check(lambda c, dt, dev: _sp_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _sp_case(c, "float64", return_inputs=True)),
         errors_check(lambda c: [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .. import judges
-from ..build import dtype_check, errors_check, function_spec, mutation_check
+from ..build import check, dtype_check, errors_check, function_spec, mutation_check
 from ..core import Cases, CheckSpec, mistake
 from ..public import PublicCase, Sphere
 
@@ -42,17 +42,21 @@ def _rays(dt: str, hits: int, misses: int, z0: float = -4.0) -> str:
 
 
 def _st_case(c: Cases, dt: str, *, scene=None, near=0.0, far=10.0, steps=100, eps=1e-4, hits=None, misses=None,
-             recipe=None, note="", **opt) -> None:
+             recipe=None, defaults=False, z0=-4.0, note="", **opt) -> None:
+    """``defaults``: near, far, max_steps and eps left out (0, 10, 64, 1e-4)."""
     scene = scene or c.choice(SCENES)
     hits, misses = hits or c.randint(2, 6), misses or c.randint(1, 4)
-    body = recipe or _rays(dt, hits, misses)
-    c.add(f"sdf = SDF({scene!r})\n{body}", ["sdf", "origins", "directions", repr(near), repr(far), str(steps), repr(eps)],
-          note=note or f"{dt}, {scene['kind']}, {hits} hits + {misses} misses, near={near}, far={far}, "
-                       f"max_steps={steps}, eps={eps}", **opt)
+    body = recipe or _rays(dt, hits, misses, z0)
+    call = ["sdf", "origins", "directions"] + ([] if defaults else [repr(near), repr(far), str(steps), repr(eps)])
+    c.add(f"sdf = SDF({scene!r})\n{body}", call,
+          note=note or f"{dt}, {scene['kind']}, {hits} hits + {misses} misses, "
+          + ("near, far, max_steps and eps left out" if defaults else
+             f"near={near}, far={far}, max_steps={steps}, eps={eps}"), **opt)
 
 
-def _trace_judge(ctx: judges.Context) -> judges.Verdict:
-    """hit equal to the reference's; hits within 20 eps of the reference t; misses at t = far."""
+def _trace_judge(ctx: judges.Context, rays: str = "all") -> judges.Verdict:
+    """hit equal to the reference's; hits within 20 eps of the reference t; misses at t = far. ``rays``: "hits" or
+    "misses" judges only the rays the reference hits (misses)."""
     bad = judges.describe_failure(ctx)
     if bad:
         return judges.Verdict(0.0, bad)
@@ -66,30 +70,51 @@ def _trace_judge(ctx: judges.Context) -> judges.Verdict:
         return judges.Verdict(0.0, f"expected t and hit of shape {list(ref_t.shape)}, got {list(t.shape)} and {list(hit.shape)}")
     if hit.dtype != torch.bool:
         return judges.Verdict(0.0, f"hit must be a bool tensor, got dtype {hit.dtype}")
-    eps, far = float(ctx.m.args[6]), float(ctx.m.args[4])
-    verdict = None
-    if not torch.equal(hit, ref_hit):
-        wrong = (hit != ref_hit).nonzero().reshape(-1).tolist()
-        verdict = judges.Verdict(0.0, f"hit differs from the expected {ref_hit.tolist()} at rays {wrong[:5]} (got {hit.tolist()})")
-    else:
-        t64, ref64 = t.to(torch.float64), ref_t.to(torch.float64)
-        tol = 20 * eps + 1e-5 * far
-        close = (t64 - ref64).abs() <= tol
-        if not bool(close.all()):
-            i = int((~close).nonzero()[0])
+    args = _call_args(ctx)
+    eps, far = float(args[6]), float(args[4])
+    tol = 20 * eps + 1e-5 * far
+    rows = {"all": torch.ones_like(ref_hit), "hits": ref_hit, "misses": ~ref_hit}[rays]
+
+    def problem(t_got: torch.Tensor, hit_got: torch.Tensor) -> str | None:
+        wrong = ((hit_got != ref_hit) & rows).nonzero().reshape(-1).tolist()
+        if wrong:
+            return (f"hit differs from the expected {ref_hit.tolist()} at rays {wrong[:5]} (got {hit_got.tolist()})")
+        t64, ref64 = t_got.to(torch.float64), ref_t.to(torch.float64)
+        far_off = ((t64 - ref64).abs() > tol) & rows
+        if bool(far_off.any()):
+            i = int(far_off.nonzero()[0])
             what = "a hit" if bool(ref_hit[i]) else "a miss (misses report t = far)"
-            verdict = judges.Verdict(0.0, f"ray {i} is {what}: expected t = {ref64[i].item():.6g}, got {t64[i].item():.6g}")
-    if verdict is None:
+            return f"ray {i} is {what}: expected t = {ref64[i].item():.6g}, got {t64[i].item():.6g}"
+        return None
+
+    message = problem(t, hit)
+    if message is None:
         return judges.Verdict(1.0)
     for mistake in ctx.spec.mistakes:
         try:
-            vt, vhit = mistake.fn(*[a.build() if hasattr(a, "build") else a for a in ctx.m.args])
+            vt, vhit = mistake.fn(*[a.build() if hasattr(a, "build") else a for a in args])
         except Exception:
             continue
-        differs = not torch.equal(vhit, ref_hit) or not torch.allclose(vt.double(), ref_t.double(), atol=20 * eps)
-        if differs and torch.equal(vhit, hit) and torch.allclose(vt.double(), t.double(), atol=20 * eps + 1e-5 * far):
-            return judges.Verdict(0.0, f"{verdict.message}; this looks like {mistake.message}", mistake.name)
-    return verdict
+        if problem(vt, vhit) is not None and problem(t, hit) is not None and torch.equal(vhit & rows, hit & rows) \
+                and bool((((vt.double() - t.double()).abs() <= tol) | ~rows).all()):
+            return judges.Verdict(0.0, f"{message}; this looks like {mistake.message}", mistake.name)
+    return judges.Verdict(0.0, message)
+
+
+def _call_args(ctx: judges.Context) -> list:
+    """The case's arguments with the defaults filled in (a call that leaves near, far, max_steps, eps out)."""
+    args = list(ctx.m.args)
+    return args + [0.0, 10.0, 64, 1e-4][len(args) - 3:]
+
+
+def _hits(ctx: judges.Context) -> judges.Verdict:
+    """The rays the reference hits: hit is True and t within a few eps of the reference's."""
+    return _trace_judge(ctx, "hits")
+
+
+def _misses(ctx: judges.Context) -> judges.Verdict:
+    """The rays the reference misses: hit is False and t = far."""
+    return _trace_judge(ctx, "misses")
 
 
 def _trace_variant(sdf, o, d, near=0.0, far=10.0, max_steps=64, eps=1e-4, *, ignore_far=False, miss_t="far", start=None):
@@ -119,9 +144,25 @@ SPHERE_TRACE = function_spec(
     ],
     loops_allowed=1,
     checks=[
-        CheckSpec("values", "hits within a few eps of the first crossing, misses at t = far", 4.0,
-                  lambda c: [_st_case(c, c.dtype(k), scene=SCENES[k]) for k in range(4)], _trace_judge),
-        CheckSpec("far", "a surface beyond far is a miss", 1.5, lambda c: [
+        CheckSpec("values", "hits: hit is True and t within a few eps of the first crossing", 2.5,
+                  lambda c: [_st_case(c, c.dtype(k), scene=SCENES[k]) for k in range(4)], _hits),
+        check("misses", "misses: hit is False and t = far", 1.5,
+              lambda c: [_st_case(c, c.dtype(k), scene=SCENES[k]) for k in range(4)], _misses),
+        check("defaults", "near, far, max_steps and eps left out: 0, 10, 64, 1e-4 (a surface at t = 7 is hit, one at "
+              "t = 11 missed)", 0.5, lambda c: [
+            _st_case(c, "float64", scene=UNIT_SPHERE, defaults=True, z0=-8.0,
+                     note="float64, unit sphere seen from z = -8 (hits at t = 7), defaults left out"),
+            _st_case(c, "float32", scene={"kind": "translate", "shift": [0.0, 0.0, 8.0], "inner": UNIT_SPHERE},
+                     defaults=True, z0=-4.0, note="float32, a sphere at t = 11, beyond the default far = 10"),
+        ], _trace_judge),
+        check("layout", "one ray; non-contiguous origins and directions", 0.5, lambda c: [
+            _st_case(c, "float64", scene=UNIT_SPHERE, recipe="origins = torch.tensor([[0.2, 0.1, -3.0]], "
+                     "dtype=torch.float64)\ndirections = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)",
+                     hits=1, misses=1, note="float64, one ray (N = 1)"),
+            _st_case(c, "float32", scene=SCENES[1], layout={1: "transposed", 2: "strided"},
+                     note="float32, origins stored transposed and directions a slice with a step (non-contiguous)"),
+        ], _trace_judge),
+        CheckSpec("far", "a surface beyond far is a miss", 1.0, lambda c: [
             _st_case(c, "float64", scene=UNIT_SPHERE, far=2.5, note="unit sphere at t = 3 with far = 2.5: every ray misses"),
         ], _trace_judge),
         CheckSpec("near", "marching starts at near", 1.0, lambda c: [
@@ -145,7 +186,7 @@ SPHERE_TRACE = function_spec(
             _st_case(c, "float32", scene=UNIT_SPHERE, recipe="origins = torch.zeros(2, 2)\ndirections = torch.ones(2, 2)",
                      note="origins of shape [2, 2]", meta={"arg": "origins"}),
             _st_case(c, "float32", scene=UNIT_SPHERE, near=5.0, far=2.0, note="near=5 > far=2", meta={"arg": "near"}),
-        ], 1.5),
+        ], 1.0),
     ],
     mistakes=[
         mistake("ignores_far", "sphere tracing that ignores far: stop a ray (miss) once t > far",

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 
 from .. import judges
-from ..build import check, dtype_check, function_spec, mutation_check
+from ..build import check, dtype_check, errors_check, function_spec, mutation_check
 from ..core import Cases, CheckSpec, PublicCase, mistake
+from ..properties import part
 
 __all__ = ["SPECS"]
 
@@ -53,7 +54,19 @@ def _s_case(c: Cases, dt: str, *, g=None, h=None, w=None, ch=None, note="", over
 
 def _s_values(c: Cases) -> None:
     for k in range(4):
+        _s_case(c, c.dtype(k), h=c.randint(3, 7), w=c.randint(3, 7), grad_wrt=(0, 1, 2, 3, 4))
+
+
+def _s_alpha(c: Cases) -> None:
+    for k in range(2):
         _s_case(c, c.dtype(k), h=c.randint(3, 7), w=c.randint(3, 7))
+
+
+def _s_layout(c: Cases) -> None:
+    _s_case(c, "float64", g=5, h=1, w=6, ch=3, layout={0: "transposed", 1: "transposed", 3: "transposed"},
+            note="float64, one row of pixels (H = 1); means, scales and colors stored transposed (non-contiguous)")
+    _s_case(c, "float32", g=4, h=5, w=1, ch=2, layout={0: "strided", 2: "strided", 4: "strided", 5: "strided"},
+            note="float32, one column of pixels (W = 1); means, angles, opacities and depths non-contiguous")
 
 
 def _pile(g: int) -> dict[str, str]:
@@ -215,21 +228,22 @@ SPLAT = function_spec(
     # means, where its terms cancel; every catalogued mistake changes the image by a percent or more
     tolerances={torch.float32: (1e-3, 1e-5)},
     checks=[
-        CheckSpec("values", "alpha_g = min(o_g exp(-1/2 d^T Sigma^-1 d), 0.99) at pixel centres, composited front to "
-                  "back; alpha = 1 - prod(1 - alpha_g)", 2.5, _s_values),
+        CheckSpec("values", "image: alpha_g = min(o_g exp(-1/2 d^T Sigma^-1 d), 0.99) at pixel centres, composited "
+                  "front to back (and keeps the autograd graph)", 2.0, _s_values, part(0, "image")),
+        check("alpha", "the alpha map 1 - prod_g (1 - alpha_g)", 0.5, _s_alpha, part(1, "alpha")),
+        check("layout", "one row or one column of pixels; non-contiguous inputs", 0.5, _s_layout),
         check("depth_order", "the nearest Gaussian in front whatever the input order; ties keep the input order", 1.5,
               _s_order),
         CheckSpec("analytic", "one Gaussian: alpha at its mean is min(opacity, 0.99); the axes turn with the angle", 1.0,
                   _s_analytic),
         CheckSpec("stability", "finite and correct for scales of 0.3 and 1e3 pixels and 40 opaque layers", 1.0,
                   _s_stability),
-        CheckSpec("gradients", "gradients wrt means, scales, angles, colors and opacities; none into depths", 1.5,
+        CheckSpec("gradients", "gradients wrt means, scales, angles, colors and opacities; none into depths", 1.0,
                   _s_grads, judges.gradients),
         check("edge", "no Gaussians render a black, transparent image; a single pixel", 0.5, _s_edge, auxiliary=True),
         dtype_check(lambda c, dt, dev: _s_case(c, dt, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _s_case(c, "float64", return_inputs=True)),
-        check("errors", "bad arguments raise ValueError naming the argument", 1.0, _s_errors, judges.raises,
-              auxiliary=True),
+        errors_check(_s_errors, 1.0),
     ],
     mistakes=[
         mistake("back_to_front", "Gaussians composited back to front: sort by increasing depth (nearest first) and "

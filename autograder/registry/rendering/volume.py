@@ -10,22 +10,34 @@ from __future__ import annotations
 import torch
 
 from .. import judges
-from ..build import dtype_check, errors_check, function_spec, mutation_check, rand
+from ..build import check, dtype_check, errors_check, function_spec, mutation_check, rand
 from ..core import Cases, CheckSpec, mistake
+from ..properties import part
 from ..public import PublicCase, gen, sorted_t
 
 __all__ = ["SPECS"]
 
 
 # ------------------------------------------------------------------------------------------------ volume_render
-def _vr_case(c: Cases, dt: str, *, lead=None, s=None, sigma_scale=5.0, white=None, note="", **opt) -> None:
-    lead = lead or c.choice([[c.randint(1, 6)], [2, c.randint(1, 3)]])
+def _vr_case(c: Cases, dt: str, *, lead=None, s=None, sigma_scale=5.0, white=None, empty_tail=False, lead_t=None,
+             ch=3, note="", **opt) -> None:
+    """Random rays; ``empty_tail``: about a third of the densities, the last one included, are 0, so the weights
+    of a ray sum to less than one (the background shows through); ``lead_t``: t_vals' own leading dims (a shared
+    ``[S]`` broadcast against sigmas); ``white="default"`` leaves white_background out."""
+    lead = lead if lead is not None else c.choice([[c.randint(1, 6)], [2, c.randint(1, 3)]])
+    lead_t = lead if lead_t is None else lead_t
     s = s or c.randint(1, 12)
     white = white if white is not None else c.choice([False, True])
-    c.add(f"sigmas = {rand(lead + [s], dt, sigma_scale)}\ncolors = {rand(lead + [s, 3], dt)}\n"
-          f"t_vals = torch.sort({rand(lead + [s], dt, 4.0, 2.0)}, dim=-1).values",
-          ["sigmas", "colors", "t_vals", str(white)],
-          note=note or f"{dt}, rays {lead}, S={s}, sigmas up to {sigma_scale:g}, white_background={white}", **opt)
+    sigmas = rand(lead + [s], dt, sigma_scale)
+    if empty_tail:
+        keep = f"(torch.rand({', '.join(map(str, lead + [s]))}, generator=g) > 0.35).to(torch.{dt})"
+        sigmas = f"{sigmas} * {keep} * torch.cat([torch.ones({s - 1}), torch.zeros(1)]).to(torch.{dt})"
+    call = ["sigmas", "colors", "t_vals"] + ([] if white == "default" else [str(white)])
+    c.add(f"sigmas = {sigmas}\ncolors = {rand(lead + [s, ch], dt)}\n"
+          f"t_vals = torch.sort({rand(lead_t + [s], dt, 4.0, 2.0)}, dim=-1).values", call,
+          note=note or f"{dt}, rays {lead}, S={s}, sigmas up to {sigma_scale:g}"
+          + (", some sigmas and the last one 0 (weights sum to less than 1)" if empty_tail else "")
+          + f", white_background={'left out (False)' if white == 'default' else white}", **opt)
 
 
 def _vr_variant(sigmas, colors, t_vals, white=False, *, inclusive=False, last=1e10, white_mode="weighted",
@@ -61,9 +73,26 @@ VOLUME = function_spec(
         PublicCase("mismatched colors raise ValueError", lambda: (torch.ones(2, 4), torch.ones(2, 3, 3), torch.ones(2, 4)), expect="raises"),
     ],
     checks=[
-        CheckSpec("values", "w_i = T_i (1 - exp(-sigma_i d_i)), T exclusive, last delta 1e10; rgb = sum w_i c_i", 3.5,
-                  lambda c: [_vr_case(c, c.dtype(k), white=bool(k % 2)) for k in range(4)]),
-        CheckSpec("stability", "finite and correct for sigmas up to 1e6 and for empty rays", 1.5, lambda c: [
+        CheckSpec("values", "weights: w_i = T_i (1 - exp(-sigma_i d_i)), T exclusive, last delta 1e10 (and keeps the "
+                  "autograd graph)", 2.0,
+                  lambda c: [_vr_case(c, c.dtype(k), white=bool(k % 2), empty_tail=k >= 2, grad_wrt=(0, 1, 2))
+                             for k in range(4)], part(1, "weights")),
+        check("rgb", "rgb = sum_i w_i c_i, plus (1 - sum_i w_i) with white_background (rays whose weights sum to "
+              "less than one)", 1.5, lambda c: [
+            _vr_case(c, c.dtype(k), white=k < 3, empty_tail=k > 0, grad_wrt=(0, 1, 2)) for k in range(4)],
+              part(0, "rgb")),
+        check("defaults", "white_background left out: black", 0.5,
+              lambda c: [_vr_case(c, c.dtype(k), white="default", empty_tail=True) for k in range(2)]),
+        check("layout", "one ray ([S]); a shared t_vals [S]; non-contiguous inputs; C = 1", 0.5, lambda c: [
+            _vr_case(c, "float64", lead=[], white=True, empty_tail=True, note="float64, one ray: sigmas [S], colors "
+                     "[S, 3], t_vals [S], white background"),
+            _vr_case(c, "float32", lead=[4], lead_t=[], white=False, note="float32, sigmas [4, S] with a shared "
+                     "t_vals [S]"),
+            _vr_case(c, "float64", lead=[2, 3], white=True, empty_tail=True, layout={0: "transposed", 1: "transposed",
+                     2: "strided"}, note="float64, non-contiguous inputs (stored transposed, a slice with a step)"),
+            _vr_case(c, "float32", lead=[3], ch=1, white=True, note="float32, one colour channel (C = 1)"),
+        ]),
+        CheckSpec("stability", "finite and correct for sigmas up to 1e6 and for empty rays", 1.0, lambda c: [
             _vr_case(c, "float32", sigma_scale=1e6, white=False),
             _vr_case(c, "float64", sigma_scale=1e6, white=True),
             _vr_case(c, "float32", sigma_scale=0.0, white=True, note="all sigmas 0: white background only"),
@@ -84,7 +113,7 @@ VOLUME = function_spec(
                   ["sigmas", "colors", "sigmas", "False"], note="colors [2, 5, 3] for sigmas [2, 4]", meta={"arg": "colors"}),
             c.add(f"sigmas = {rand([2, 4], 'float32')}\ncolors = {rand([2, 4, 3], 'float32')}\nt_vals = {rand([2, 3], 'float32')}",
                   ["sigmas", "colors", "t_vals", "False"], note="t_vals [2, 3] for sigmas [2, 4]", meta={"arg": "t_vals"}),
-        ], 1.5),
+        ], 1.0),
     ],
     mistakes=[
         mistake("inclusive_transmittance", "volume rendering with inclusive transmittance: T_i = exp(-sum_(j<=i) "
