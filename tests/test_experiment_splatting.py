@@ -120,3 +120,13 @@ def test_default_settings_reach_the_stated_numbers():
     assert m["psnr_mlp_db"] >= m["psnr_g512_db"] + 3.0, m          # half the MLP's floats: worse
     assert m["psnr_g2048_db"] >= m["psnr_mlp_db"] + 5.0, m         # twice its floats, more than the image: better
     assert m["psnr_g128_db"] < m["psnr_g512_db"] < m["psnr_g2048_db"], m
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.skipif(not LEGO.is_file(), reason="lego sample not present")
+def test_default_settings_on_a_lego_view_reach_the_stated_numbers():
+    m = sp.run(exp=sp.SplatExperiment(), target=sp._lego_image(str(LEGO)), device=torch.device("cpu"))["metrics"]
+    assert m["floats_image"] == 30000, m
+    assert abs(m["psnr_g512_db"] - m["psnr_mlp_db"]) < 2.0, m            # 33.2 against 33.8 dB measured
+    assert m["psnr_g2048_db"] >= m["psnr_mlp_db"] + 5.0, m                # 43.1 dB measured
