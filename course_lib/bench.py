@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn as nn
 
 from . import naive
 from .color import rgb_to_lab
@@ -160,7 +159,8 @@ def _peer_rows(quick: bool) -> list[Row]:
         Row("nt_xent_loss (fwd+bwd)", "N=256 D=128", ntx_grad, reference("nt_xent_loss"), pml, "pytorch-metric-learning NTXentLoss", True),
         Row("rgb_to_lab", "16x3x128x128", lambda d, g: (torch.rand(16, 3, 128, 128, generator=g).to(d),), rgb_to_lab, kor,
             "kornia rgb_to_lab"),
-        Row("volume_render", f"{rays} rays x 64", vol, reference("volume_render"), volume_render_cumprod, "cumprod + 1e-10 (original NeRF)"),
+        Row("volume_render", f"{rays} rays x 64", vol, reference("volume_render"), volume_render_cumprod,
+            "cumprod + 1e-10 (original NeRF)"),
         Row("volume_render (fwd+bwd)", f"{rays} rays x 64", lambda d, g: vol(d, g, True), reference("volume_render"), volume_render_cumprod,
             "cumprod + 1e-10 (original NeRF)", True),
     ]

@@ -125,7 +125,7 @@ def _record_hash(data: bytes) -> str:
 def build_wheel(tree: Path, out: Path, version: str) -> Path:
     """A pure-Python wheel of ``tree/course_lib`` (deterministic: sorted entries, fixed timestamps)."""
     dist_info = f"{DIST_NAME}-{version}.dist-info"
-    metadata = [f"Metadata-Version: 2.1", f"Name: {DIST_NAME.replace('_', '-')}", f"Version: {version}",
+    metadata = ["Metadata-Version: 2.1", f"Name: {DIST_NAME.replace('_', '-')}", f"Version: {version}",
                 "Summary: Course package (student edition): helpers, data sets, experiments and the self-check "
                 "for the GAN / self-supervised / contrastive / neural rendering assignments",
                 "Requires-Python: >=3.10"]

@@ -1,5 +1,4 @@
 """Does sphere tracing find the analytic ray-sphere intersection, and report misses and bad input clearly?"""
-import math
 
 import pytest
 import torch
@@ -54,7 +53,8 @@ def test_matches_the_per_ray_loop():
     g = torch.Generator().manual_seed(1)
     o = torch.tensor([[0.0, 0.0, -4.0]]).repeat(64, 1) + torch.randn(64, 3, generator=g) * 0.3
     d = F.normalize(torch.tensor([[0.0, 0.0, 1.0]]) + torch.randn(64, 3, generator=g) * 0.3, dim=-1)
-    box = lambda p: (p.abs() - 0.7).clamp(min=0).norm(dim=-1) + (p.abs() - 0.7).max(-1).values.clamp(max=0)
+    def box(p):
+        return (p.abs() - 0.7).clamp(min=0).norm(dim=-1) + (p.abs() - 0.7).max(-1).values.clamp(max=0)
     t, hit = sphere_trace(box, o, d, near=0.5, far=8.0, max_steps=50, eps=1e-4)
     t_n, hit_n = sphere_trace_naive(box, o, d, near=0.5, far=8.0, max_steps=50, eps=1e-4)
     assert torch.equal(hit, hit_n)

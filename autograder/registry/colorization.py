@@ -103,11 +103,13 @@ def _attention(ref_feats, tgt_feats, ref_colors, temperature=1.0, *, axis=1, tem
 ATTENTION = function_spec(
     "attention_color_propagation",
     public=[
-        PublicCase("B=2, D=4, 3x2 reference, 2x2 target, C=3", lambda: (rnd(2, 4, 3, 2, seed=6), rnd(2, 4, 2, 2, seed=7), rnd(2, 3, 3, 2, seed=8), 0.5)),
+        PublicCase("B=2, D=4, 3x2 reference, 2x2 target, C=3", lambda: (
+            rnd(2, 4, 3, 2, seed=6), rnd(2, 4, 2, 2, seed=7), rnd(2, 3, 3, 2, seed=8), 0.5)),
         PublicCase("large features, temperature 1e-3 (float32)", lambda: (rnd(1, 3, 2, 2, seed=9, dtype=torch.float32, scale=500),
                                                                     rnd(1, 3, 2, 2, seed=10, dtype=torch.float32, scale=500),
                                                                     rnd(1, 2, 2, 2, seed=11, dtype=torch.float32), 1e-3)),
-        PublicCase("temperature 0 raises ValueError", lambda: (torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), torch.zeros(1, 3, 2, 2), 0.0), expect="raises"),
+        PublicCase("temperature 0 raises ValueError", lambda: (
+            torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), torch.zeros(1, 3, 2, 2), 0.0), expect="raises"),
     ],
     checks=[
         values("out[b,:,j] = sum_i softmax_i(<f_ref_i, f_tgt_j> / t) ref_colors[b,:,i] on random inputs (and keeps "

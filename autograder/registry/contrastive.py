@@ -57,7 +57,8 @@ INFO_NCE = function_spec(
         PublicCase("N=4, M=5, D=3 (float64)", lambda: (rnd(4, 3, seed=12), rnd(4, 3, seed=13), rnd(4, 5, 3, seed=14), 0.1)),
         PublicCase("temperature 1e-3 (float32)", lambda: (rnd(3, 4, seed=15, dtype=torch.float32), rnd(3, 4, seed=16, dtype=torch.float32),
                                                     rnd(3, 2, 4, seed=17, dtype=torch.float32), 1e-3)),
-        PublicCase("negatives of the wrong rank raise ValueError", lambda: (torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 3)), expect="raises"),
+        PublicCase("negatives of the wrong rank raise ValueError", lambda: (
+            torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 3)), expect="raises"),
     ],
     checks=[
         CheckSpec("values", "cross-entropy of cosine scores / temperature with the positive at index 0 (and keeps the "

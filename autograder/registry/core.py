@@ -104,7 +104,8 @@ def _module(arch: list, g: torch.Generator, dtype: torch.dtype = torch.float64, 
     ]
     if buffers_scale:
         lines.append("    for b_ in {name}.buffers():")
-        lines.append(f"        if b_.is_floating_point(): b_.copy_(torch.rand(b_.shape, generator=g, dtype=torch.float64) * {buffers_scale})")
+        lines.append("        if b_.is_floating_point(): "
+                     f"b_.copy_(torch.rand(b_.shape, generator=g, dtype=torch.float64) * {buffers_scale})")
     if frozen:
         lines.append("for n_, p_ in {name}.named_parameters(): p_.requires_grad_(n_ not in " + repr(list(frozen)) + ")")
     return Special(spec, "\n".join(lines))

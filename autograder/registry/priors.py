@@ -10,7 +10,8 @@ that reads W column-major or the bias first, puts all weights first, adds a ReLU
 between layers, or runs the first network for every row.
 
 The errors checks (and anything else zeros of the right shape pass) count only for a function that gets some
-random value case right (build.errors_check is auxiliary). Gradients wrt c2w are compared along rotations only, where R^T, R^-1 and a linear solve
+random value case right (build.errors_check is auxiliary). Gradients wrt c2w are compared along rotations only, where R^T, R^-1 and
+a linear solve
 agree (:func:`_as_rotation`).
 
 References: Yu et al., "pixelNeRF", CVPR 2021 (projection and bilinear look-up of pixel-aligned features);

@@ -18,10 +18,9 @@ import hashlib
 import io
 import json
 import os
-import contextlib
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch

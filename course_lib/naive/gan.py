@@ -16,19 +16,19 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
 def discriminator_loss_naive(logits_real, logits_fake):
     """``discriminator_loss`` summed one logit at a time."""
     total_real = logits_real.new_zeros(())
-    for l in logits_real:                                    # -log D(x) = softplus(-l)
-        total_real = total_real + _softplus(-l)
+    for logit in logits_real:                                    # -log D(x) = softplus(-logit)
+        total_real = total_real + _softplus(-logit)
     total_fake = logits_fake.new_zeros(())
-    for l in logits_fake:                                    # -log(1 - D(G(z))) = softplus(l)
-        total_fake = total_fake + _softplus(l)
+    for logit in logits_fake:                                    # -log(1 - D(G(z))) = softplus(l)
+        total_fake = total_fake + _softplus(logit)
     return total_real / len(logits_real) + total_fake / len(logits_fake)
 
 
 def generator_loss_naive(logits_fake, saturating=False):
     """``generator_loss`` summed one logit at a time."""
     total = logits_fake.new_zeros(())
-    for l in logits_fake:
-        total = total + (-_softplus(l) if saturating else _softplus(-l))
+    for logit in logits_fake:
+        total = total + (-_softplus(logit) if saturating else _softplus(-logit))
     return total / len(logits_fake)
 
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from ._workload import Workload, rand, randn
 
-__all__ = ["get_rays_naive", "sample_stratified_naive", "positional_encoding_naive", "volume_render_naive", "sample_pdf_naive", "sphere_trace_naive",
-           "splat_gaussians_2d_naive", "WORKLOADS"]
+__all__ = ["get_rays_naive", "sample_stratified_naive", "positional_encoding_naive", "volume_render_naive", "sample_pdf_naive",
+           "sphere_trace_naive", "splat_gaussians_2d_naive", "WORKLOADS"]
 
 
 def get_rays_naive(height, width, focal, c2w):

@@ -3,16 +3,18 @@ defaults, the inputs the contract allows (no leading dims, size-1 dims, non-cont
 pinned random draws, the white background, computing before earning, devices without a GPU, views and storage,
 separable parts, NaN on purpose?
 
-Each plausible bug below once scored full marks (or nearly: the numbers are in the test names' items of the
-report) and must now lose points where it breaks the contract; correct implementations in other styles must keep
-full marks at several seeds. Every implementation stands in for the student's function through the worker's own
-case runner (simulate.py).
+Each plausible bug in contract_impls.py breaks one such statement and nothing else; the grader before these checks
+gave each full marks (or nearly: a detached loss kept 8.5, a momentum update that skips frozen parameters 9.25, a
+sphere trace with wrong misses 2). Each must now lose the points of the check that grades the statement; correct
+implementations in other styles (contract_correct.py) must keep full marks at several seeds. Every implementation
+stands in for the student's function through the worker's own case runner (simulate.py).
 """
 from __future__ import annotations
 
 import pytest
 import torch
 
+import contract_correct
 import contract_impls as impl
 from autograder.registry import SPECS
 from simulate import failures, score, simulate
@@ -224,7 +226,7 @@ def test_nan_on_purpose_is_graded_nan_equal():
 
 
 # ------------------------------------------------------------------------------------------------ correct code
-@pytest.mark.parametrize("name,fn", impl.CORRECT, ids=lambda x: getattr(x, "__name__", x))
+@pytest.mark.parametrize("name,fn", contract_correct.CORRECT, ids=lambda x: getattr(x, "__name__", x))
 def test_correct_implementations_in_other_styles_keep_full_marks(name, fn):
     for seed in SEEDS:
         verdicts = simulate(SPECS[name], fn, seed)

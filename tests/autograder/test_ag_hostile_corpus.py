@@ -49,7 +49,8 @@ HOSTILE = {
         "sphere_trace": ("import os, time\n" + honest("sphere_trace").replace(
             '    if not callable(sdf):',
             f'    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n            time.sleep(1.5)\n'
-            f'            try:\n                open({HACK_TARGET!r}, "w").write("HACKED")\n            except OSError:\n                pass\n'
+            f'            try:\n                open({HACK_TARGET!r}, "w").write("HACKED")\n'
+            '            except OSError:\n                pass\n'
             f'        os._exit(0)\n    if not callable(sdf):', 1)),
     }),
     "h_gans_definition_exit": ("a1_gans", {
@@ -161,7 +162,7 @@ def test_honest_functions_next_to_hostile_ones_keep_full_marks(graded):
     ("h_contrastive_sloppy", "info_nce_loss", 0, "same output for every random input"),
     ("h_contrastive_sloppy", "nt_xent_loss", 0, "signature"),
     ("h_contrastive_sloppy", "momentum_update", 0, "renamed"),
-    ("h_rendering_sloppy", "volume_render", 1.5, "NaN"),                # its ValueError checks still pass
+    ("h_rendering_sloppy", "volume_render", 4, "NaN"),                  # weights right: values and what is gated
     ("h_rendering_sloppy", "get_rays", 2, "CUDA"),                     # its ValueError checks still pass
     ("h_rendering_sloppy", "sample_pdf", 0, "no function named sample_pdf"),
 ])
@@ -193,9 +194,10 @@ def test_partial_credit_for_in_place_mutation_and_for_a_wrong_dtype(graded):
 def test_a_detached_process_cannot_overwrite_results_and_unpickling_never_happens(graded):
     assert graded["_hack_target"] == '{"score": 0}'
     assert not Path("/tmp/autograder-unpickled").exists()
-    # its two processes per call (one left a zombie) count against the worker's 16-process budget, so a late
-    # case may fail to fork; what matters is that the file is intact and the honest part is graded
-    assert graded["h_rendering"][1]["sphere_trace"].score >= 9
+    # its two processes per call (one left a zombie) count against the worker's 16-process budget, so later
+    # cases fail to fork; what matters is that the file is intact and the honest part is graded
+    trace = graded["h_rendering"][1]["sphere_trace"]
+    assert trace.checks[0].name == "values" and trace.checks[0].passed == len(trace.checks[0].cases) > 0
 
 
 def test_a_syntax_error_in_one_cell_costs_only_that_function(graded):

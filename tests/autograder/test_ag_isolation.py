@@ -168,7 +168,8 @@ def test_a_detached_grandchild_dies_with_the_worker_and_cannot_touch_files_outsi
 
 
 def test_a_worker_writing_garbage_into_its_result_pipe_is_reported_not_trusted(sandbox):
-    body = "def f(x):\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'AGW1' + b'\\xff' * 64)\n        except OSError:\n            pass\n    return torch.tensor([x])\n"
+    body = ("def f(x):\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'AGW1' + b'\\xff' * 64)\n"
+            "        except OSError:\n            pass\n    return torch.tensor([x])\n")
     run, _ = _run(sandbox, body, n_cases=2)
     assert run.outcomes["c0"].kind in ("bad-output", "crash") and "malformed" in (run.outcomes["c0"].failure or "")
 

@@ -98,7 +98,8 @@ def test_wrong_code_fails_with_a_named_output_and_expected_vs_got(capsys):
     with pytest.raises(AssertionError, match="rotate_batch fails 3 of 3"):
         check("rotate_batch", rotate_batch, strict=True)
     lines = capsys.readouterr().out.splitlines()
-    assert any(line.strip().startswith("FAIL") and "a 2x2 image" in line and "rotated: expected [[[[1.0, 2.0], [3.0, 4.0]]], [[[2.0, 4.0]" in line for line in lines)
+    assert any(line.strip().startswith("FAIL") and "a 2x2 image" in line
+               and "rotated: expected [[[[1.0, 2.0], [3.0, 4.0]]], [[[2.0, 4.0]" in line for line in lines)
     assert any("H != W raises ValueError" in line and "FAIL" in line for line in lines)
 
 

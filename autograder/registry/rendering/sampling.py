@@ -194,7 +194,8 @@ ZERO_BINS = "torch.rand({shape}, generator=g, dtype=torch.{dt}) * torch.tensor({
 SAMPLE_PDF = function_spec(
     "sample_pdf",
     public=[
-        PublicCase("deterministic, 2 rays, S=4, 6 samples", lambda: (torch.cumsum(torch.rand(2, 5, generator=gen(43), dtype=torch.float64) + 0.1, -1),
+        PublicCase("deterministic, 2 rays, S=4, 6 samples", lambda: (
+            torch.cumsum(torch.rand(2, 5, generator=gen(43), dtype=torch.float64) + 0.1, -1),
                                                                torch.rand(2, 4, generator=gen(44), dtype=torch.float64), 6, True)),
         PublicCase("all-zero weights (uniform pdf)", lambda: (torch.linspace(0, 1, 5)[None], torch.zeros(1, 4), 5, True)),
         PublicCase("mismatched bins raise ValueError", lambda: (torch.ones(2, 4), torch.ones(2, 4), 3, True), expect="raises"),

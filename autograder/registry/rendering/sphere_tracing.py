@@ -90,7 +90,7 @@ def _trace_judge(ctx: judges.Context, rays: str = "all") -> judges.Verdict:
     message = problem(t, hit)
     if message is None:
         return judges.Verdict(1.0)
-    for mistake in ctx.spec.mistakes:
+    for known in ctx.spec.mistakes:
         try:
             vt, vhit = mistake.fn(*[a.build() if hasattr(a, "build") else a for a in args])
         except Exception:
@@ -174,9 +174,11 @@ SPHERE_TRACE = function_spec(
         ], _trace_judge),
         CheckSpec("max_steps", "a ray that needs two steps misses with max_steps = 1 and hits with 2", 1.0, lambda c: [
             _st_case(c, "float64", scene=UNIT_SPHERE, steps=1, recipe="origins = torch.tensor([[0.0, 0.0, -3.0]], dtype=torch.float64)\n"
-                     "directions = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)", note="head-on ray, max_steps=1", hits=1, misses=1),
+                     "directions = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)",
+                     note="head-on ray, max_steps=1", hits=1, misses=1),
             _st_case(c, "float64", scene=UNIT_SPHERE, steps=2, recipe="origins = torch.tensor([[0.0, 0.0, -3.0]], dtype=torch.float64)\n"
-                     "directions = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)", note="head-on ray, max_steps=2", hits=1, misses=1),
+                     "directions = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)",
+                     note="head-on ray, max_steps=2", hits=1, misses=1),
         ], _trace_judge),
         dtype_check(lambda c, dt, dev: _st_case(c, dt, scene=UNIT_SPHERE, note=f"{dt} on {dev}", device=dev)),
         mutation_check(lambda c: _st_case(c, "float64", return_inputs=True)),
