@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 import course_lib
 from course_lib.checks import check
-from course_lib.notebook import figure_title, optional
+from course_lib.notebook import figure_title, optional, output_path
 from course_lib.utils import pick_device, seed_everything, smoke_mode
 
 device = pick_device()
@@ -659,7 +659,7 @@ if not GRADING:
     show_images(movie[:: max(1, len(movie) // 5)], nrow=1, figsize=(8, 10),
                 title="frame | true masks | learned features | grey pixels")
     plt.show()
-    gif = save_gif(list(movie), "mask_propagation.gif", fps=4)
+    gif = save_gif(list(movie), output_path("mask_propagation.gif"), fps=4)
     display(Image(filename=str(gif)))
 
 # %% [markdown]

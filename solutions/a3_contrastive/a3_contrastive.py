@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 import course_lib
 from course_lib.checks import check
-from course_lib.notebook import figure_title, optional
+from course_lib.notebook import figure_title, optional, output_path
 from course_lib.utils import pick_device, seed_everything, smoke_mode
 
 device = pick_device()
@@ -466,7 +466,7 @@ for batch in range(8):
     fig.canvas.draw()
     frames.append(torch.from_numpy(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))   # [H, W, 3] uint8
     plt.close(fig)
-gif = save_gif(frames, "moco_queue.gif", fps=1.5)
+gif = save_gif(frames, output_path("moco_queue.gif"), fps=1.5)
 show_images(torch.stack(frames[:4]).permute(0, 3, 1, 2), nrow=2, title="first four frames", figsize=(10, 3))
 plt.show()
 print(f"animation written to {gif}")

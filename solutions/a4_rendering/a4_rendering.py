@@ -20,7 +20,7 @@
 # 6. surfaces as signed distance functions, rendered by `sphere_trace`; shiny surfaces and NeRF's viewing
 #    direction as a fifth input; how voxels, point clouds, meshes and networks compare in memory and accuracy;
 # 7. Gaussian splatting (`splat_gaussians_2d`): an explicit scene made of Gaussians, composited like §4;
-# 8. (ungraded) learned priors: one network for many shapes, asked to complete a shape from half of it.
+# 8. where learned priors come in: a pointer to assignment 5 (`a5_priors`).
 #
 # **How this notebook is graded.** The seven functions you write (`get_rays`, `sample_stratified`,
 # `positional_encoding`, `volume_render`, `sample_pdf`, `sphere_trace`, `splat_gaussians_2d`) are graded
