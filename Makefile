@@ -1,6 +1,7 @@
 # The two commands most people need:
 #   make demo   the main job: reference self-check and benchmark table (later: release + grading demo)
-#   make test   the whole test suite
+#   make test   the test suite without the `slow` experiment runs (what CI runs)
+#   make test-slow  the `slow` tests: every number the notebooks state, at default settings
 # Both create .venv on first use (scripts/setup_venv.sh) and reuse it afterwards.
 
 VENV      ?= .venv
@@ -11,7 +12,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench selfcheck venv clean-venv notebooks release student
+.PHONY: demo test test-slow bench selfcheck venv clean-venv notebooks release student
 
 venv: $(STAMP)
 
@@ -26,7 +27,12 @@ demo: student
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Each slow test trains an experiment at the notebook's default settings with the references (one CPU thread
+# each, so two run side by side on two cores).
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m course_lib.bench

@@ -67,11 +67,12 @@ def test_statements_sharing_a_line_are_split_exactly():
 
 def test_similar_names_suggest_a_renamed_function_and_signature_and_loops_are_read():
     ex = extract_cells([code("def nt_xent(z_a, z_b, temperature=0.5, *rest, **kw):\n"
-                             "    for i in range(3):\n        pass\n    return [v for v in z_a]")])
+                             "    for i in range(len(z_a)):\n        pass\n    for j in range(3):\n        pass\n"
+                             "    return [v for v in z_a]")])
     assert ex.similar_names("nt_xent_loss") == ["nt_xent"]
     st = ex.definitions()["nt_xent"]
     assert signature_of(st) == ["z_a", "z_b", "temperature", "*rest", "**kw"]
-    assert loops_in(st) == [2, 4]
+    assert loops_in(st) == [2, 6]                        # range(3) is a written-out size, not a data loop
 
 
 def test_five_thousand_cells_are_extracted_quickly_enough_and_completely(tmp_path):

@@ -92,12 +92,12 @@ def _trace_judge(ctx: judges.Context, rays: str = "all") -> judges.Verdict:
         return judges.Verdict(1.0)
     for known in ctx.spec.mistakes:
         try:
-            vt, vhit = mistake.fn(*[a.build() if hasattr(a, "build") else a for a in args])
+            vt, vhit = known.fn(*[a.build() if hasattr(a, "build") else a for a in args])
         except Exception:
             continue
         if problem(vt, vhit) is not None and problem(t, hit) is not None and torch.equal(vhit & rows, hit & rows) \
                 and bool((((vt.double() - t.double()).abs() <= tol) | ~rows).all()):
-            return judges.Verdict(0.0, f"{message}; this looks like {mistake.message}", mistake.name)
+            return judges.Verdict(0.0, f"{message}; this looks like {known.message}", known.name)
     return judges.Verdict(0.0, message)
 
 
