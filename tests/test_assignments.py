@@ -6,6 +6,7 @@ nbclient, autograde a sample submission with nbgrader and with the autograder, a
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -36,6 +37,19 @@ def _env(**extra) -> dict:
     env.setdefault("MPLBACKEND", "Agg")
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def _kernel_env(**extra):
+    """The kernel's environment (nbclient starts it from os.environ), restored afterwards so no later test runs in
+    smoke mode by accident."""
+    before = dict(os.environ)
+    os.environ.update(_env(**extra))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 def test_every_assignment_has_a_source():
@@ -86,8 +100,8 @@ def executed(tmp_path_factory):
         nb = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
         work = tmp_path_factory.mktemp(name)
         shutil.copy(ROOT / "solutions" / name / f"{name}.ipynb", work)      # the hidden test cells grade this file
-        os.environ.update(_env(COURSE_SMOKE="1"))
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+        with _kernel_env(COURSE_SMOKE="1"):
+            NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
         out[name] = nb
     return out
 
@@ -110,9 +124,8 @@ def test_untouched_release_stops_at_its_first_scaffold_with_not_implemented(name
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(ROOT / "assignments" / name / f"{name}.ipynb", as_version=4)
-    os.environ.update(_env(COURSE_SMOKE="1"))
     client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
-    with pytest.raises(CellExecutionError) as info:
+    with _kernel_env(COURSE_SMOKE="1"), pytest.raises(CellExecutionError) as info:
         client.execute()
     assert info.value.ename == "NotImplementedError"
     failed = [i for i, c in enumerate(nb.cells) if any(o.output_type == "error" for o in c.get("outputs", []))]

@@ -136,10 +136,13 @@ def test_run_all_on_an_untouched_release_stops_at_the_first_scaffold_with_render
                                    ".jp-Toolbar-kernelStatus", timeout=120_000)
             page.locator(".lm-MenuBar-item", has_text="Run").first.click()
             page.locator("[data-command='runmenu:run-all']").first.click()
-            error = page.wait_for_selector(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                                           timeout=300_000)
-            first_error = error.inner_text()
-            rendered = page.locator(".jp-MarkdownOutput").all_inner_texts()
+            # an error output is rendered as stderr; wait until its text is in (the element appears first, empty)
+            stderr = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            page.wait_for_selector(f"{stderr}:has-text('Error')", timeout=300_000)
+            # textContent, not innerText: JupyterLab skips rendering cells outside the viewport (content-visibility)
+            shown = [t for t in page.locator(stderr).all_text_contents() if t.strip()]
+            first_error = shown[0] if shown else ""
+            rendered = page.locator(".jp-MarkdownOutput").all_text_contents()
             typeset = page.locator(".jp-MarkdownOutput mjx-container").count()
         finally:
             browser.close()

@@ -196,11 +196,28 @@ def test_an_untouched_release_stops_at_its_first_scaffold(bare_venv, name, tmp_p
     from nbclient.exceptions import CellExecutionError
 
     _, jupyter_path = bare_venv
+    for earlier in RELEASED[: RELEASED.index(name)]:     # finished earlier notebooks beside it (a5 reads a4's)
+        (tmp_path / earlier).mkdir()
+        nbformat.write(samples.make_submission(earlier), tmp_path / earlier / f"{earlier}.ipynb")
+    folder = tmp_path / name
+    folder.mkdir()
     nb = nbformat.read(ROOT / "assignments" / name / f"{name}.ipynb", as_version=4)
     with pytest.raises(CellExecutionError) as info:
-        _execute(nb, tmp_path, jupyter_path)
+        _execute(nb, folder, jupyter_path)
     assert info.value.ename == "NotImplementedError"
     failed = [i for i, c in enumerate(nb.cells) if any(o.output_type == "error" for o in c.get("outputs", []))]
     first_scaffold = next(i for i, c in enumerate(nb.cells) if "raise NotImplementedError()" in c.source
                           and not re.match(r"def \w+_loop\(", c.source))           # loop warm-ups are optional
     assert len(failed) == 1 and failed[0] > first_scaffold
+
+
+def test_a5_without_a_finished_a4_stops_first_at_saying_which_notebook_to_finish(bare_venv, tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    _, jupyter_path = bare_venv
+    nb = nbformat.read(ROOT / "assignments" / "a5_priors" / "a5_priors.ipynb", as_version=4)
+    with pytest.raises(CellExecutionError) as info:
+        _execute(nb, tmp_path, jupyter_path)
+    assert info.value.ename == "ValueError"
+    message = str(info.value.evalue)
+    assert "a4_rendering.ipynb (no such file)" in message and "finish it in that notebook" in message

@@ -72,7 +72,7 @@ def test_to_uint8_clips_and_rounds():
 
 def test_save_gif_round_trips_frames(tmp_path):
     frames = [torch.full((3, 8, 8), v) for v in (0.0, 0.5, 1.0)]
-    path = save_gif(frames, tmp_path / "sub" / "anim.gif", fps=5)
+    path = save_gif(frames, tmp_path / "sub" / "anim.gif", fps=5, min_side=1)
     back = imageio.mimread(path)
     assert len(back) == 3 and back[0].shape[:2] == (8, 8)
     assert [int(f[..., 0].mean()) for f in back] == [0, 128, 255]
@@ -80,6 +80,17 @@ def test_save_gif_round_trips_frames(tmp_path):
     with pytest.raises(ValueError, match="same shape"):
         save_gif([torch.zeros(3, 4, 4), torch.zeros(3, 5, 5)], tmp_path / "bad.gif")
     assert not (tmp_path / "bad.gif").exists()
+
+
+def test_small_gifs_are_enlarged_by_an_integer_factor_with_sharp_pixels(tmp_path):
+    frame = torch.zeros(3, 6, 10)
+    frame[:, 2, 3] = 1.0                                       # one white pixel
+    back = imageio.mimread(save_gif([frame], tmp_path / "big.gif"))[0]
+    assert back.shape[:2] == (6 * 43, 10 * 43)                 # ceil(256 / 6) = 43: the shorter side reaches 256
+    white = np.argwhere(back[..., 0] > 127)
+    assert white.min(0).tolist() == [2 * 43, 3 * 43] and white.max(0).tolist() == [3 * 43 - 1, 4 * 43 - 1]
+    big = imageio.mimread(save_gif([torch.zeros(3, 300, 400)], tmp_path / "as_is.gif"))[0]
+    assert big.shape[:2] == (300, 400)                         # large enough already: untouched
 
 
 def test_show_images_draws_the_grid():
