@@ -186,3 +186,53 @@ def test_nbgrader_workflow_agrees_with_the_autograder(name, tmp_path):
 
     feedback = (course / "feedback" / "student1" / name / f"{name}.html").read_text()
     assert "BEGIN HIDDEN TESTS" not in feedback and "from autograder" not in feedback
+
+
+TAMPER = {
+    # the test cells call check() and autograder.nbgrader_cell.points in the student's kernel: replace both
+    "points": "import autograder.nbgrader_cell as _cell\n_cell.points = lambda *args, **kwargs: float(args[2])\n"
+              "check = lambda *args, **kwargs: None\n",
+    # make every comparison a kernel-side check could make succeed
+    "torch": "import torch\ntorch.allclose = lambda *args, **kwargs: True\ntorch.equal = lambda *args, **kwargs: True\n",
+}
+
+
+def _autograde_tampered(tmp_path: Path, name: str, attack: str, protected: bool) -> dict[str, float]:
+    """nbgrader's test-cell scores for a submission with typical mistakes whose first graded cell also tampers."""
+    course = tmp_path / ("protected" if protected else "unprotected")
+    (course / "solutions" / name).mkdir(parents=True)
+    config = (ROOT / "nbgrader_config.py").read_text()
+    if not protected:
+        config = config.replace('    "autograder.nbgrader_protect.ProtectedGrades",\n', "")
+    (course / "nbgrader_config.py").write_text(config)
+    shutil.copy(ROOT / "solutions" / name / f"{name}.ipynb", course / "solutions" / name)
+    sub_dir = course / "submitted" / "student1" / name
+    sub_dir.mkdir(parents=True)
+    nb = samples.make_submission(name, {fn: body for fn, _, _, body in samples.typical_mistakes(name)})
+    graded = next(c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution"))
+    graded.source += "\n\n" + TAMPER[attack]
+    nbformat.write(nb, sub_dir / f"{name}.ipynb")
+    for step in (("generate_assignment", name, "--force"), ("autograde", name, "--force")):
+        res = subprocess.run([sys.executable, "-m", "nbgrader", *step], cwd=course, capture_output=True, text=True,
+                             env=_env(), timeout=900)
+        assert res.returncode == 0, res.stdout + res.stderr
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        grades = gb.find_submission_notebook(name, name, "student1").grades
+        return {g.cell.name[len("test_"):]: g.score for g in grades if g.cell.name.startswith("test_")}
+
+
+@pytest.mark.parametrize("attack", sorted(TAMPER))
+def test_nbgrader_autograde_gives_a_tampering_submission_exactly_the_protected_grade(attack, tmp_path):
+    name = "a1_gans"
+    scores = _autograde_tampered(tmp_path, name, attack, protected=True)
+    sub = tmp_path / "protected" / "submitted" / "student1" / name / f"{name}.ipynb"
+    results = tmp_path / "results.json"
+    out = subprocess.run([sys.executable, "-m", "autograder", "grade", str(sub), "--assignment", name, "--out",
+                          str(results), "--quiet"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    protected = {t["extra_data"]["function"]: t["score"] for t in json.loads(results.read_text())["tests"]}
+    assert scores == pytest.approx(protected) and sum(protected.values()) < 10 * len(protected)
+    if attack == "points":                   # the same notebook without the preprocessor takes every point it asks
+        assert _autograde_tampered(tmp_path, name, attack, protected=False) == {fn: 10.0 for fn in protected}
