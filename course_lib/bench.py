@@ -153,6 +153,11 @@ def _peer_rows(quick: bool) -> list[Row]:
             col.requires_grad_(True)
         return sig, col, t
 
+    def grid_points(d, g, grad=False):
+        grid = torch.randn(8, 32, 64, 64, generator=g).to(d)            # [B, C, Hg, Wg]: pixel-aligned features
+        coords = (2 * torch.rand(8, 4096, 2, generator=g) - 1).to(d)     # [B, P, 2]
+        return (grid.requires_grad_(True), coords.requires_grad_(True)) if grad else (grid, coords)
+
     pml, kor = _pml_ntxent(0.5), _kornia_lab()
     return [
         Row("nt_xent_loss", "N=256 D=128", ntx, reference("nt_xent_loss"), pml, "pytorch-metric-learning NTXentLoss"),
@@ -163,7 +168,19 @@ def _peer_rows(quick: bool) -> list[Row]:
             "cumprod + 1e-10 (original NeRF)"),
         Row("volume_render (fwd+bwd)", f"{rays} rays x 64", lambda d, g: vol(d, g, True), reference("volume_render"), volume_render_cumprod,
             "cumprod + 1e-10 (original NeRF)", True),
+        Row("bilinear_sample_2d", "8x32x64x64 grid, 4096 points", grid_points, reference("bilinear_sample_2d"),
+            _grid_sample, "F.grid_sample (align_corners, border)"),
+        Row("bilinear_sample_2d (fwd+bwd)", "8x32x64x64 grid, 4096 points", lambda d, g: grid_points(d, g, True),
+            reference("bilinear_sample_2d"), _grid_sample, "F.grid_sample (align_corners, border)", True),
     ]
+
+
+def _grid_sample(grid: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """PyTorch's bilinear sampler with the contract's conventions: [B, P, 2] -> [B, P, C]."""
+    import torch.nn.functional as F
+
+    out = F.grid_sample(grid, coords[:, None], mode="bilinear", align_corners=True, padding_mode="border")
+    return out[:, :, 0].transpose(1, 2)                                  # [B, C, 1, P] -> [B, P, C]
 
 
 def _runner(fn: Callable, args: tuple, backward: bool) -> Callable[[], object]:

@@ -116,6 +116,16 @@ def test_benchmark_peer_cumprod_form_agrees_with_the_reference():
         torch.testing.assert_close(a[0], b[0], atol=1e-8, rtol=0)
 
 
+def test_benchmark_peer_grid_sample_agrees_with_bilinear_sample_2d():
+    from course_lib.bench import _grid_sample
+    from course_lib.manifest import reference
+
+    g = torch.Generator().manual_seed(0)
+    grid = torch.randn(3, 5, 7, 9, generator=g, dtype=torch.float64)
+    coords = torch.rand(3, 40, 2, generator=g, dtype=torch.float64) * 2.4 - 1.2        # some beyond the border
+    torch.testing.assert_close(_grid_sample(grid, coords), reference("bilinear_sample_2d")(grid, coords))
+
+
 def test_benchmark_pair_timing_alternates_and_keeps_each_side_minimum():
     from course_lib.bench import time_pair
 
