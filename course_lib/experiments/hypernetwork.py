@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 
 from ..manifest import resolve
+from ..models import count_parameters
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 from .autodecoder import (ConditionedField, PriorExperiment, fit_codes, hidden_mse, load_glyph_masks, predict,
@@ -104,10 +105,6 @@ def concat_as_hypernetwork(fld: ConditionedField, codes: torch.Tensor) -> tuple[
         parts += [lin.weight.reshape(1, -1).expand(n, -1), lin.bias.expand(n, -1)]
     sizes = [w_x.shape[1]] + [lin.out_features for lin in linears]
     return torch.cat(parts, -1), sizes
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def macs_per_point(sizes: list[int]) -> int:

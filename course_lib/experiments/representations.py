@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from ..guards import backward_and_step
 from ..manifest import resolve
+from ..models import count_parameters
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 
@@ -293,7 +294,7 @@ def run(positional_encoding: Callable | None = None, exp: RepresentationExperime
     verts, faces = marching_tetrahedra(values, bound)
     meshes["network"] = (verts, faces)
     net_chamfer = chamfer(sample_mesh(verts, faces, exp.gt_points, gen), truth) if faces.shape[0] else math.inf
-    add("network", n, sum(p.numel() for p in net.parameters()), net_chamfer, _iou(_evaluate(net_cpu, box) < 0, inside))
+    add("network", n, count_parameters(net), net_chamfer, _iou(_evaluate(net_cpu, box) < 0, inside))
     metrics = {"chamfer_floor": floor}
     for r in rows:
         metrics[f"floats_{r['name']}_{r['size']}"] = r["floats"]

@@ -32,6 +32,7 @@ from typing import Callable
 
 import torch
 
+from ..models import count_parameters
 from ..utils import pick_device, smoke_mode
 from . import format_metrics
 
@@ -55,7 +56,7 @@ class SpaceTimeExperiment:
 
 def stored_floats(model: torch.nn.Module) -> int:
     """Number of learned values a trained model stores: the MLP's weights, or the grid's densities and colours."""
-    return sum(p.numel() for p in model.parameters())
+    return count_parameters(model)
 
 
 def eval_views(data, holdout: int | None, n_eval: int) -> dict:

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from ..guards import backward_and_step, require_finite
 from ..manifest import resolve
+from ..models import count_parameters
 from ..utils import pick_device, smoke_mode
 from . import format_metrics, require_implemented
 from . import fourier_features as ff
@@ -251,7 +252,7 @@ def run(
     coords = ff.pixel_coordinates(h, w, device).reshape(-1, 2)                # [H W, 2]
     fits["mlp"] = mlp_prediction.detach().cpu()
     metrics["psnr_mlp_db"] = ff.psnr(fits["mlp"], target)
-    metrics["floats_mlp"] = sum(p.numel() for p in mlp.parameters())
+    metrics["floats_mlp"] = count_parameters(mlp)
     with torch.no_grad():
         metrics["render_ms_mlp"] = 1e3 * timed(lambda: mlp(coords), exp.timing_repeats, device)
     metrics["floats_image"] = target.numel()

@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..manifest import resolve
+from ..models import count_parameters
 from ..utils import pick_device, smoke_mode
 from . import format_metrics
 from . import nerf as tinynerf
@@ -166,7 +167,7 @@ def run(
                for k in ("view", "noview")}
     metrics["view_gain_db"] = metrics["heldout_psnr_view_db"] - metrics["heldout_psnr_noview_db"]
     for k in ("view", "noview"):
-        metrics[f"floats_{k}"] = sum(p.numel() for p in fields[k].parameters())
+        metrics[f"floats_{k}"] = count_parameters(fields[k])
     return {"metrics": metrics, "fields": fields, "history": history, "data": data, "stages": stages, "exp": exp}
 
 
